@@ -211,7 +211,7 @@ pub struct Message {
     /// Primary bitmap of present fields (bit 1 is never set).
     present: u64,
     /// (offset, len) into `data` for field n at index n - 1.
-    spans: [(u32, u32); 64],
+    spans: [(u16, u16); 64],
     data: Vec<u8>,
 }
 
@@ -262,7 +262,7 @@ impl Message {
             return None;
         }
         let (off, len) = self.spans[field as usize - 1];
-        self.data.get(off as usize..(off + len) as usize)
+        self.data.get(off as usize..off as usize + len as usize)
     }
 
     /// The value of a text field (n, z, an, ans); `None` for binary fields and absent fields.
@@ -346,9 +346,9 @@ impl Message {
         if self.data.len() > DATA_SLACK_MAX {
             self.compact();
         }
-        let off = self.data.len() as u32;
+        let off = self.data.len() as u16;
         self.data.extend_from_slice(value);
-        self.spans[field as usize - 1] = (off, value.len() as u32);
+        self.spans[field as usize - 1] = (off, value.len() as u16);
         self.present |= bit(field);
     }
 
@@ -356,8 +356,8 @@ impl Message {
         let mut data = Vec::with_capacity(self.data.len());
         for f in BitIter(self.present) {
             let (off, len) = self.spans[f as usize - 1];
-            let new_off = data.len() as u32;
-            data.extend_from_slice(&self.data[off as usize..(off + len) as usize]);
+            let new_off = data.len() as u16;
+            data.extend_from_slice(&self.data[off as usize..off as usize + len as usize]);
             self.spans[f as usize - 1] = (new_off, len);
         }
         self.data = data;
@@ -404,7 +404,7 @@ impl Message {
     /// Decodes a message body (the frame without its length prefix). Strict: the first format
     /// error of spec section 1 is returned.
     pub fn decode(body: &[u8]) -> Result<Message, DecodeError> {
-        decode_impl(body, false).map_err(|(e, _)| e)
+        decode_impl(body, false).map_err(|b| b.0)
     }
 
     /// Decodes as much as possible: on a format error, also returns every field that could be
@@ -413,7 +413,10 @@ impl Message {
     pub fn decode_lenient(body: &[u8]) -> (Option<Message>, Option<DecodeError>) {
         match decode_impl(body, true) {
             Ok(m) => (Some(m), None),
-            Err((e, m)) => (m, Some(e)),
+            Err(b) => {
+                let (e, m) = *b;
+                (m, Some(e))
+            }
         }
     }
 }
@@ -538,11 +541,11 @@ fn encode_field(def: &FieldDef, v: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-type DecodeFailure = (DecodeError, Option<Message>);
+type DecodeFailure = Box<(DecodeError, Option<Message>)>;
 
 fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
     if body.len() < BODY_LEN_MIN {
-        return Err((DecodeError::TooShort { len: body.len() }, None));
+        return Err(Box::new((DecodeError::TooShort { len: body.len() }, None)));
     }
     let mut first_error: Option<DecodeError> = None;
     let mut env = [0u8; ENVELOPE_LEN];
@@ -550,13 +553,13 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
     let envelope = Envelope::from_bytes(env);
     if envelope.tpdu.id != Tpdu::ID {
         if !lenient {
-            return Err((DecodeError::BadTpdu(envelope.tpdu.id), None));
+            return Err(Box::new((DecodeError::BadTpdu(envelope.tpdu.id), None)));
         }
         first_error = Some(DecodeError::BadTpdu(envelope.tpdu.id));
     }
     let mti_bytes = [body[11], body[12]];
     let Some(mti) = Mti::from_bcd(mti_bytes) else {
-        return Err((first_error.unwrap_or(DecodeError::BadMti(mti_bytes)), None));
+        return Err(Box::new((first_error.unwrap_or(DecodeError::BadMti(mti_bytes)), None)));
     };
     let mut bm = [0u8; 8];
     bm.copy_from_slice(&body[13..21]);
@@ -571,13 +574,13 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
     let mut pos = BODY_LEN_MIN;
     let fail = |e: DecodeError, first: Option<DecodeError>, msg: Message| -> DecodeFailure {
         let m = lenient.then_some(msg);
-        (first.unwrap_or(e), m)
+        Box::new((first.unwrap_or(e), m))
     };
     if bitmap & bit(1) != 0 {
         // Format error, but a secondary bitmap has a known size: skip it so that field 11 can
         // still be located for a `30` reply.
         if !lenient {
-            return Err((DecodeError::SecondaryBitmap, None));
+            return Err(Box::new((DecodeError::SecondaryBitmap, None)));
         }
         first_error.get_or_insert(DecodeError::SecondaryBitmap);
         pos += 8;
@@ -595,7 +598,7 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
         };
         match read_field(def, body, pos, &mut msg.data) {
             Ok((next, off, len)) => {
-                msg.spans[field as usize - 1] = (off as u32, len as u32);
+                msg.spans[field as usize - 1] = (off as u16, len as u16);
                 msg.present |= bit(field);
                 pos = next;
             }
@@ -614,13 +617,13 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
     if pos < body.len() {
         let e = DecodeError::TrailingBytes(body.len() - pos);
         if !lenient {
-            return Err((e, None));
+            return Err(Box::new((e, None)));
         }
         first_error.get_or_insert(e);
     }
     match first_error {
         None => Ok(msg),
-        Some(e) => Err((e, Some(msg))),
+        Some(e) => Err(Box::new((e, Some(msg)))),
     }
 }
 
