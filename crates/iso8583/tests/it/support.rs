@@ -65,3 +65,35 @@ pub fn message_of(v: &Value) -> Message {
 pub fn text_fields(m: &Message) -> BTreeMap<u8, String> {
     m.field_numbers().map(|f| (f, m.get_text(f).expect("present"))).collect()
 }
+
+/// A random valid value for `field` (logical form), from the field table.
+pub fn random_value(rng: &mut impl rand::Rng, field: u8) -> Vec<u8> {
+    use iso8583::spec::{field_def, Format, LengthKind};
+    let def = field_def(field).expect("dialect field");
+    let len = match def.length {
+        LengthKind::Fixed(n) => n as usize,
+        LengthKind::LlVar(max) | LengthKind::LllVar(max) => rng.gen_range(1..=max as usize),
+    };
+    match def.format {
+        Format::N => (0..len).map(|_| rng.gen_range(b'0'..=b'9')).collect(),
+        Format::Z => {
+            let mut v: Vec<u8> = (0..len).map(|_| rng.gen_range(b'0'..=b'9')).collect();
+            if len > 2 {
+                let i = rng.gen_range(1..len);
+                v[i] = b'D';
+            }
+            v
+        }
+        Format::An | Format::Ans => (0..len).map(|_| rng.gen_range(0x20u8..=0x7e)).collect(),
+        Format::B => (0..len).map(|_| rng.gen()).collect(),
+    }
+}
+
+/// A message with the MTI, envelope and field set of `template` and random valid values.
+pub fn random_like(rng: &mut impl rand::Rng, template: &Message) -> Message {
+    let mut m = Message::new(template.envelope(), template.mti());
+    for f in template.field_numbers() {
+        m.set(f, random_value(rng, f)).expect("valid random value");
+    }
+    m
+}
