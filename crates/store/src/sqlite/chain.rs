@@ -1,0 +1,126 @@
+//! The hash chain over transaction records: the canonical encoding of a row and the chain head.
+
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+pub(crate) const GENESIS: [u8; 32] = [0u8; 32];
+const DOMAIN_TAG: &[u8] = b"poslens-txn-v1";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainHead {
+    pub(crate) seq: i64,
+    pub(crate) hash: [u8; 32],
+}
+
+pub(crate) fn load_head(conn: &Connection) -> Result<ChainHead, StoreError> {
+    let row: Option<(i64, Vec<u8>)> =
+        conn.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    match row {
+        None => Ok(ChainHead { seq: 0, hash: GENESIS }),
+        Some((seq, h)) => {
+            let hash: [u8; 32] =
+                h.as_slice().try_into().map_err(|_| StoreError::Corrupt { column: "chain_head.hash", value: hex::encode(&h) })?;
+            Ok(ChainHead { seq, hash })
+        }
+    }
+}
+
+pub(crate) fn store_head(conn: &Connection, head: &ChainHead) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1")?.execute((head.seq, &head.hash[..]))?;
+    Ok(())
+}
+
+/// Every stored column of a record except `hash`, as stored. The order here is the canonical
+/// order; changing it is a new chain version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RecordRow {
+    pub(crate) seq: i64,
+    pub(crate) received_at_us: i64,
+    pub(crate) merchant_id: String,
+    pub(crate) terminal_id: Option<String>,
+    pub(crate) batch_no: Option<i64>,
+    pub(crate) stan: Option<i64>,
+    pub(crate) rrn: Option<String>,
+    pub(crate) auth_code: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) channel: String,
+    pub(crate) card_bin: Option<String>,
+    pub(crate) card_last4: Option<String>,
+    pub(crate) card_masked: Option<String>,
+    pub(crate) card_token: Option<Vec<u8>>,
+    pub(crate) amount_fen: i64,
+    pub(crate) currency: String,
+    pub(crate) response_code: String,
+    pub(crate) txn_time_us: i64,
+    pub(crate) settlement_date: i64,
+    pub(crate) original_seq: Option<i64>,
+    pub(crate) reversal: bool,
+    pub(crate) source: String,
+    pub(crate) external_ref: Option<String>,
+}
+
+fn put_int(buf: &mut Vec<u8>, v: i64) {
+    buf.push(1);
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_opt_int(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        None => buf.push(0),
+        Some(v) => put_int(buf, v),
+    }
+}
+
+fn put_bytes(buf: &mut Vec<u8>, v: &[u8]) {
+    buf.push(2);
+    buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
+    buf.extend_from_slice(v);
+}
+
+fn put_opt_bytes(buf: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => buf.push(0),
+        Some(v) => put_bytes(buf, v),
+    }
+}
+
+impl RecordRow {
+    /// Tagged, length-prefixed fields: no two different rows encode the same.
+    pub(crate) fn canonical(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        put_int(buf, self.seq);
+        put_int(buf, self.received_at_us);
+        put_bytes(buf, self.merchant_id.as_bytes());
+        put_opt_bytes(buf, self.terminal_id.as_deref().map(str::as_bytes));
+        put_opt_int(buf, self.batch_no);
+        put_opt_int(buf, self.stan);
+        put_opt_bytes(buf, self.rrn.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.auth_code.as_deref().map(str::as_bytes));
+        put_bytes(buf, self.kind.as_bytes());
+        put_bytes(buf, self.channel.as_bytes());
+        put_opt_bytes(buf, self.card_bin.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.card_last4.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.card_masked.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.card_token.as_deref());
+        put_int(buf, self.amount_fen);
+        put_bytes(buf, self.currency.as_bytes());
+        put_bytes(buf, self.response_code.as_bytes());
+        put_int(buf, self.txn_time_us);
+        put_int(buf, self.settlement_date);
+        put_opt_int(buf, self.original_seq);
+        put_int(buf, i64::from(self.reversal));
+        put_bytes(buf, self.source.as_bytes());
+        put_opt_bytes(buf, self.external_ref.as_deref().map(str::as_bytes));
+    }
+
+    pub(crate) fn seal(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {
+        self.canonical(scratch);
+        let mut h = Sha256::new();
+        h.update(DOMAIN_TAG);
+        h.update(prev);
+        h.update(&scratch[..]);
+        h.finalize().into()
+    }
+}

@@ -1,0 +1,324 @@
+//! The SQLite implementation: connection setup, the single writer thread with group commit,
+//! and the reader pool. Repository methods live in `txn.rs` and `admin.rs`.
+
+mod admin;
+mod chain;
+pub(crate) mod ids;
+mod migrations;
+mod txn;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "poslens.db";
+
+/// Limits and tuning. Every number has a unit or a count in its name.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Reader connections kept (callers wait when all are busy).
+    pub readers_max: usize,
+    /// Write requests that may wait for the writer before callers block.
+    pub write_queue_depth: usize,
+    /// Write requests committed together at most.
+    pub group_commit_max: usize,
+    pub busy_timeout_ms: u64,
+    /// SQLite page cache per connection.
+    pub cache_kib: u32,
+    /// Writer page cache (bulk imports touch many index pages).
+    pub writer_cache_kib: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            readers_max: 4,
+            write_queue_depth: 1024,
+            group_commit_max: 256,
+            busy_timeout_ms: 5_000,
+            cache_kib: 64 * 1024,
+            writer_cache_kib: 512 * 1024,
+        }
+    }
+}
+
+/// The writer's state between jobs: its connection and the head of the hash chain.
+pub(crate) struct WriterCtx {
+    pub(crate) conn: Connection,
+    pub(crate) head: chain::ChainHead,
+}
+
+/// What a job tells the writer: whether to keep its changes, and how to answer the caller once
+/// the group's commit is done (the argument is the commit's outcome).
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriterCtx) -> (bool, Reply) + Send>;
+
+struct Inner {
+    path: PathBuf,
+    cfg: StoreConfig,
+    jobs: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    readers_open: Mutex<usize>,
+    reader_freed: Condvar,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop after it drains what is queued.
+        if let Ok(mut j) = self.jobs.lock() {
+            j.take();
+        }
+        if let Ok(mut w) = self.writer.lock() {
+            if let Some(h) = w.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// The SQLite store. Cheap to clone; all clones share one writer and one reader pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteStore({})", self.inner.path.display())
+    }
+}
+
+pub(crate) fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn configure(conn: &Connection, cfg: &StoreConfig, cache_kib: u32) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -{cache_kib};"
+    ))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/poslens.db`, migrates it and starts the writer.
+    pub fn open(data_dir: &Path, cfg: StoreConfig) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        // Page size only takes effect before the first table exists.
+        conn.execute_batch("PRAGMA page_size = 8192;")?;
+        configure(&conn, &cfg, cfg.writer_cache_kib)?;
+        migrations::migrate(&mut conn, now_us())?;
+        let head = chain::load_head(&conn)?;
+        let mut ctx = WriterCtx { conn, head };
+
+        let (tx, rx) = sync_channel::<Job>(cfg.write_queue_depth.max(1));
+        let group_max = cfg.group_commit_max.max(1);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&mut ctx, rx, group_max))
+            .map_err(|e| StoreError::io(&path, e))?;
+
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                cfg,
+                jobs: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                readers: Mutex::new(Vec::new()),
+                readers_open: Mutex::new(0),
+                reader_freed: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Schema version in force.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|c| migrations::current_version(c))
+    }
+
+    /// Highest sealed sequence number (the `as_of` a first page would pin).
+    pub fn head_seq(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT seq FROM chain_head WHERE id = 1", [], |r| r.get(0))?))
+    }
+
+    /// A consistent copy of the database into `dest_file` (which must not exist), for backups.
+    pub fn backup_to(&self, dest_file: &Path) -> Result<(), StoreError> {
+        let dest = dest_file.to_string_lossy().into_owned();
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [dest])?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the writer inside the current group's transaction. The result is returned
+    /// only after the group has committed (durably); a failed `f` leaves no trace.
+    pub(crate) fn write<T, E>(&self, f: impl FnOnce(&mut WriterCtx) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = sync_channel::<Result<T, E>>(1);
+        let job: Job = Box::new(move |ctx: &mut WriterCtx| {
+            let r = f(ctx);
+            let ok = r.is_ok();
+            let reply: Reply = Box::new(move |commit: Result<(), String>| {
+                let out = match commit {
+                    Err(msg) if ok => Err(E::from(StoreError::Invalid { what: "commit", reason: msg })),
+                    _ => r,
+                };
+                let _ = tx.send(out);
+            });
+            (ok, reply)
+        });
+        let sender = self.inner.jobs.lock().map_err(|_| StoreError::WriterGone)?.clone().ok_or(StoreError::WriterGone)?;
+        sender.send(job).map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Runs `f` on a pooled reader connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.take_reader()?;
+        let r = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+        // A reader left inside a transaction by an error is reset before reuse.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        self.give_reader(conn);
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() }),
+        }
+    }
+
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let inner = &self.inner;
+        let mut pool = inner.readers.lock().map_err(|_| StoreError::WriterGone)?;
+        loop {
+            if let Some(c) = pool.pop() {
+                return Ok(c);
+            }
+            {
+                let mut open = inner.readers_open.lock().map_err(|_| StoreError::WriterGone)?;
+                if *open < inner.cfg.readers_max.max(1) {
+                    *open += 1;
+                    drop(open);
+                    drop(pool);
+                    return self.open_reader().inspect_err(|_| {
+                        if let Ok(mut open) = inner.readers_open.lock() {
+                            *open -= 1;
+                        }
+                    });
+                }
+            }
+            pool = inner.reader_freed.wait(pool).map_err(|_| StoreError::WriterGone)?;
+        }
+    }
+
+    fn give_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.push(conn);
+            self.inner.reader_freed.notify_one();
+        }
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn, &self.inner.cfg, self.inner.cfg.cache_kib)?;
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+        Ok(conn)
+    }
+}
+
+fn writer_loop(ctx: &mut WriterCtx, rx: Receiver<Job>, group_max: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < group_max {
+            match rx.try_recv() {
+                Ok(j) => group.push(j),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        run_group(ctx, group);
+    }
+}
+
+fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
+    let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+    if ctx.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        // Nothing ran; dropping the jobs drops their reply senders, so each caller gets
+        // `WriterGone` rather than waiting forever.
+        drop(group);
+        return;
+    }
+    let mut any_kept = false;
+    for job in group {
+        let head_before = ctx.head.clone();
+        if ctx.conn.execute_batch("SAVEPOINT job").is_err() {
+            drop(job);
+            continue;
+        }
+        match catch_unwind(AssertUnwindSafe(|| job(ctx))) {
+            Ok((true, reply)) => {
+                let _ = ctx.conn.execute_batch("RELEASE job");
+                any_kept = true;
+                replies.push(reply);
+            }
+            Ok((false, reply)) => {
+                let _ = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                ctx.head = head_before;
+                replies.push(reply);
+            }
+            Err(_) => {
+                // The job panicked: its reply sender is gone, so its caller sees WriterGone.
+                let _ = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                ctx.head = head_before;
+            }
+        }
+    }
+    let commit = if any_kept {
+        chain::store_head(&ctx.conn, &ctx.head).and_then(|_| ctx.conn.execute_batch("COMMIT").map_err(StoreError::from))
+    } else {
+        ctx.conn.execute_batch("COMMIT").map_err(StoreError::from)
+    };
+    let outcome = match commit {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = ctx.conn.execute_batch("ROLLBACK");
+            if let Ok(h) = chain::load_head(&ctx.conn) {
+                ctx.head = h;
+            }
+            Err(e.to_string())
+        }
+    };
+    for reply in replies {
+        reply(outcome.clone());
+    }
+}
