@@ -1,0 +1,1 @@
+//! Integration tests for the diagnosis engine (one binary, STYLE.md).
