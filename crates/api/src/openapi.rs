@@ -1,0 +1,90 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, written by hand next to the
+//! routes it describes.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+fn param(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}})
+}
+
+fn filters() -> Vec<Value> {
+    vec![
+        param("from", "RFC 3339 instant or YYYY-MM-DD in the merchant's zone"),
+        param("to", "RFC 3339 instant (exclusive) or YYYY-MM-DD (that whole day included)"),
+        param("basis", "txn_time (default) or settlement_date"),
+        param("merchant_id", "15 characters"),
+        param("terminal_id", "8 characters; repeat or comma-separate"),
+        param("kind", "purchase|void|refund|preauth|preauth_void|preauth_completion|preauth_completion_void|balance_inquiry"),
+        param("status", "approved|declined|reversed|voided|partially_refunded|refunded|completed"),
+        param("channel", "card|wechat|alipay|unionpay_qr"),
+        param("card_last4", "4 digits"),
+        param("rrn", "12 characters"),
+        param("stan", "6 digits"),
+        param("batch_no", "6 digits"),
+        param("auth_code", "6 characters"),
+        param("external_ref", "channel order number"),
+        param("amount_min", "fen"),
+        param("amount_max", "fen"),
+    ]
+}
+
+pub async fn document() -> Json<Value> {
+    let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let mut list_params = filters();
+    list_params.extend([param("limit", "1..500, default 50"), param("cursor", "next_cursor of the previous page"), param("include", "summary")]);
+    let mut export_params = filters();
+    export_params.extend([param("format", "csv|xlsx"), param("encoding", "utf-8|gbk (CSV)"), param("lang", "zh|en")]);
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "poslens API", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "poslens_session"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+            },
+            "schemas": {
+                "Problem": {"type": "object", "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "code": {"type": "string"}, "param": {"type": "string"},
+                    "request_id": {"type": "string"}, "errors": {"type": "array"}}},
+                "Transaction": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "merchant_id": {"type": "string"}, "terminal_id": {"type": ["string", "null"]},
+                    "batch_no": {"type": ["string", "null"]}, "stan": {"type": ["string", "null"]}, "rrn": {"type": ["string", "null"]},
+                    "auth_code": {"type": ["string", "null"]}, "kind": {"type": "string"}, "channel": {"type": "string"},
+                    "card": {"type": ["object", "null"]}, "amount": {"type": "integer", "description": "fen"},
+                    "currency": {"type": "string"}, "response_code": {"type": "string"}, "status": {"type": "string"},
+                    "txn_time": {"type": "string", "format": "date-time"}, "settlement_date": {"type": "string", "format": "date"},
+                    "original_id": {"type": ["string", "null"]}, "source": {"type": "string"}}}
+            }
+        },
+        "security": [{"bearer": []}, {"cookie": []}],
+        "paths": {
+            "/auth/login": {"post": {"summary": "Sign in", "security": [], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["username", "password"]}}}},
+                "responses": {"200": {"description": "token, expires_at, user"}, "401": problem}}},
+            "/auth/logout": {"post": {"summary": "Sign out", "responses": {"204": {"description": "signed out"}}}},
+            "/auth/me": {"get": {"summary": "The signed-in user", "responses": {"200": {"description": "user"}}}},
+            "/transactions": {
+                "get": {"summary": "交易明细查询 — list transactions", "parameters": list_params,
+                    "responses": {"200": {"description": "{data, has_more, next_cursor, range, warnings, hints?, summary?}"}, "400": problem}},
+                "post": {"summary": "Ingest up to 1,000 transactions (API key)", "security": [{"apiKey": []}],
+                    "responses": {"201": {"description": "ids"}, "200": {"description": "all duplicates"}, "422": problem}}
+            },
+            "/transactions/export": {"get": {"summary": "Export a query as CSV or XLSX", "parameters": export_params,
+                "responses": {"200": {"description": "file"}, "400": problem}}},
+            "/transactions/{id}": {"get": {"summary": "One transaction with its event history",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "transaction + original + events"}, "404": problem}}},
+            "/settlements": {"get": {"summary": "Totals per settlement date",
+                "parameters": [param("from", "YYYY-MM-DD"), param("to", "YYYY-MM-DD"), param("merchant_id", "15 characters")],
+                "responses": {"200": {"description": "per date: counts, gross, refunds, net"}}}},
+            "/merchants": {"get": {"summary": "Merchants in scope", "responses": {"200": {"description": "list"}}}},
+            "/merchants/{id}": {"get": {"summary": "One merchant with status history", "responses": {"200": {"description": "merchant"}, "404": problem}}},
+            "/merchants/{id}/status": {"post": {"summary": "Set merchant status (bank operator)", "responses": {"200": {"description": "merchant"}, "403": problem, "404": problem}}},
+            "/terminals": {"get": {"summary": "Terminals in scope with sync state", "parameters": [param("merchant_id", "15 characters")],
+                "responses": {"200": {"description": "list"}}}}
+        }
+    }))
+}
