@@ -1,0 +1,560 @@
+use std::cmp::Ordering;
+use std::hash::Hasher;
+
+use domain::{Channel, Currency, SettlementDate, TxnKind, TxnStatus};
+
+use crate::fasthash::{FastMap, FoldBuild, FoldHasher};
+use crate::report::{Item, MatchPass, Outcome, Report, Summary};
+use crate::{ClearingRecord, PlatformRecord};
+
+/// Tunables of a run. A struct rather than parameters so callers name what they change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconConfig {
+    /// The `fuzzy` pass pairs records whose times differ by at most this many seconds.
+    pub fuzzy_window_secs: i64,
+}
+
+impl Default for ReconConfig {
+    fn default() -> Self {
+        ReconConfig { fuzzy_window_secs: 300 }
+    }
+}
+
+/// Everything one run looks at. The caller has already applied any merchant filter.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub settlement_date: SettlementDate,
+    /// Platform records of D (and of D-1 and D+1 where available); others are ignored.
+    pub platform: &'a [PlatformRecord],
+    /// Clearing rows of the files for D (and for D-1 and D+1 where imported); others are ignored.
+    pub clearing: &'a [ClearingRecord],
+    /// Channels that have at least one clearing file imported for D.
+    pub channels_with_clearing: &'a [Channel],
+    pub config: ReconConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconError {
+    #[error("too many {side} records for one run: {count} (at most {max})")]
+    TooManyRecords { side: &'static str, count: usize, max: usize },
+}
+
+/// Records per side that one run accepts: indices are `u32` to keep the working set small.
+pub const RECORDS_PER_SIDE_MAX: usize = (u32::MAX - 1) as usize;
+
+const NONE: u32 = u32::MAX;
+const OUT: i8 = i8::MAX;
+
+/// Reconciles platform records against clearing rows for one settlement date.
+///
+/// Pure and deterministic: the same records in any order give the same items in the same
+/// order. Rows are visited in (settlement date, file, line) order and, where several platform
+/// records could pair with a row, the choice depends only on the records' contents (kind, whether
+/// it should settle, time distance for `fuzzy`, then the lowest id).
+///
+/// Matching runs pass by pass (`key`, `rrn`, `external_ref`, `fuzzy`); in each pass rows pair
+/// first with records of their own settlement date, then across one day (D with D-1 or D+1).
+/// Outcome precedence for a pair: `status_mismatch`, then `date_shift`, then `amount_mismatch`.
+pub fn reconcile<'a>(input: &Input<'a>) -> Result<Report<'a>, ReconError> {
+    let p = input.platform;
+    let c = input.clearing;
+    if p.len() > RECORDS_PER_SIDE_MAX {
+        return Err(ReconError::TooManyRecords { side: "platform", count: p.len(), max: RECORDS_PER_SIDE_MAX });
+    }
+    if c.len() > RECORDS_PER_SIDE_MAX {
+        return Err(ReconError::TooManyRecords { side: "clearing", count: c.len(), max: RECORDS_PER_SIDE_MAX });
+    }
+    let d = input.settlement_date;
+    let (prev, next) = (d.pred(), d.succ());
+    let day_of = |date: SettlementDate| -> i8 {
+        if date == d {
+            0
+        } else if date == prev {
+            -1
+        } else if date == next {
+            1
+        } else {
+            OUT
+        }
+    };
+    let mut meta: Vec<Meta> = p.iter().map(|r| Meta::new(r, day_of(r.settlement_date))).collect();
+    let c_day: Vec<i8> = c.iter().map(|r| day_of(r.settlement_date)).collect();
+    let c_order = canonical_clearing_order(c, &c_day);
+    let c_dup_of = mark_duplicates(c, &c_order);
+
+    let mut c_match = vec![NONE; c.len()];
+    let mut c_pass = vec![0u8; c.len()];
+    let mut rows_left: Vec<u32> = c_order.iter().copied().filter(|&ci| c_dup_of[ci as usize] == NONE).collect();
+    let mut records_left: Vec<u32> = (0..p.len() as u32).filter(|&pi| meta[pi as usize].day != OUT).collect();
+    for pass in MatchPass::ALL {
+        if rows_left.is_empty() || records_left.is_empty() {
+            break;
+        }
+        let mut heads: FastMap<u128, u32> = FastMap::with_capacity_and_hasher(records_left.len(), FoldBuild);
+        for &pi in &records_left {
+            if let Some(key) = platform_key(pass, &p[pi as usize]) {
+                let head = heads.entry(key).or_insert(NONE);
+                meta[pi as usize].next = *head;
+                *head = pi;
+            }
+        }
+        for cross_day in [false, true] {
+            for &ci in &rows_left {
+                let ci = ci as usize;
+                if c_match[ci] != NONE {
+                    continue;
+                }
+                let row = &c[ci];
+                let Some(key) = clearing_key(pass, row) else { continue };
+                let Some(&head) = heads.get(&key) else { continue };
+                let row_day = c_day[ci];
+                let row_merchant = row.merchant.as_ref().map(merchant_bits);
+                let mut best: Option<(u32, Rank)> = None;
+                let mut pi = head;
+                while pi != NONE {
+                    let m = &meta[pi as usize];
+                    let day_ok = if cross_day {
+                        (row_day == 0 && m.day != 0) || (row_day != 0 && m.day == 0)
+                    } else {
+                        row_day == m.day
+                    };
+                    if m.matched == NONE && day_ok && row_merchant.is_none_or(|rm| rm == m.merchant) {
+                        if let Some(rank) = pair_rank(pass, m, &p[pi as usize], row, input.config.fuzzy_window_secs) {
+                            if best.as_ref().is_none_or(|(_, b)| rank < *b) {
+                                best = Some((pi, rank));
+                            }
+                        }
+                    }
+                    pi = m.next;
+                }
+                if let Some((pi, _)) = best {
+                    meta[pi as usize].matched = ci as u32;
+                    c_match[ci] = pi;
+                    c_pass[ci] = pass as u8 + 1;
+                }
+            }
+        }
+        rows_left.retain(|&ci| c_match[ci as usize] == NONE);
+        records_left.retain(|&pi| meta[pi as usize].matched == NONE);
+    }
+    drop(rows_left);
+    drop(records_left);
+
+    let voids = VoidIndex::new(p, &meta);
+    let classify = |pi: usize, ci: usize| -> Outcome {
+        let (m, row) = (&meta[pi], &c[ci]);
+        if m.flags & SETTLES == 0 || m.kind != row.kind {
+            return Outcome::StatusMismatch;
+        }
+        if m.flags & VOIDED != 0 && !voids.any_settled(m.id, &meta) {
+            return Outcome::StatusMismatch;
+        }
+        if m.day != c_day[ci] {
+            return Outcome::DateShift;
+        }
+        if m.amount_fen != row.amount.fen() || m.currency != row.currency {
+            return Outcome::AmountMismatch;
+        }
+        Outcome::Matched
+    };
+    let pass_of = |ci: usize| MatchPass::ALL.get(usize::from(c_pass[ci]).wrapping_sub(1)).copied();
+
+    let mut summary = Summary::default();
+    let mut items = Vec::with_capacity(c_order.len() + p.len() / 16);
+    for &ci in &c_order {
+        let ci = ci as usize;
+        if c_day[ci] != 0 {
+            continue;
+        }
+        let (item, platform_amount) = if c_dup_of[ci] != NONE {
+            let first = c_match[c_dup_of[ci] as usize];
+            let item = Item {
+                outcome: Outcome::DuplicateInClearing,
+                match_pass: None,
+                platform: (first != NONE).then(|| &p[first as usize]),
+                clearing: Some(&c[ci]),
+            };
+            (item, (first != NONE).then(|| meta[first as usize].amount_fen))
+        } else if c_match[ci] != NONE {
+            let pi = c_match[ci] as usize;
+            let item =
+                Item { outcome: classify(pi, ci), match_pass: pass_of(ci), platform: Some(&p[pi]), clearing: Some(&c[ci]) };
+            (item, Some(meta[pi].amount_fen))
+        } else {
+            (Item { outcome: Outcome::MissingInPlatform, match_pass: None, platform: None, clearing: Some(&c[ci]) }, None)
+        };
+        summary.add(item.outcome, platform_amount.unwrap_or(c[ci].amount.fen()));
+        items.push(item);
+    }
+
+    let has_file = |ch: Channel| input.channels_with_clearing.contains(&ch);
+    let mut platform_only: Vec<u32> = Vec::new();
+    let mut pending: Vec<u32> = Vec::new();
+    let mut pending_channels: Vec<Channel> = Vec::new();
+    for (pi, m) in meta.iter().enumerate() {
+        if m.day != 0 || m.flags & SETTLES == 0 {
+            continue;
+        }
+        let ci = m.matched;
+        if ci != NONE {
+            if c_day[ci as usize] != 0 {
+                platform_only.push(pi as u32);
+            }
+            continue;
+        }
+        let channel = p[pi].channel;
+        if has_file(channel) {
+            platform_only.push(pi as u32);
+        } else {
+            pending.push(pi as u32);
+            if !pending_channels.contains(&channel) {
+                pending_channels.push(channel);
+            }
+        }
+    }
+    platform_only.sort_unstable_by(|&a, &b| platform_order(&p[a as usize], &p[b as usize]));
+    pending.sort_unstable_by(|&a, &b| platform_order(&p[a as usize], &p[b as usize]));
+    pending_channels.sort_unstable();
+    for pi in platform_only {
+        let pi = pi as usize;
+        let ci = meta[pi].matched;
+        let item = if ci == NONE {
+            Item { outcome: Outcome::MissingInClearing, match_pass: None, platform: Some(&p[pi]), clearing: None }
+        } else {
+            let ci = ci as usize;
+            Item { outcome: classify(pi, ci), match_pass: pass_of(ci), platform: Some(&p[pi]), clearing: Some(&c[ci]) }
+        };
+        summary.add(item.outcome, meta[pi].amount_fen);
+        items.push(item);
+    }
+    let pending: Vec<&PlatformRecord> = pending.into_iter().map(|pi| &p[pi as usize]).collect();
+    summary.pending_count = pending.len() as u64;
+    summary.pending_amount_fen = pending.iter().map(|r| r.amount.fen()).fold(0i64, i64::saturating_add);
+    Ok(Report { settlement_date: d, items, pending_channels, pending, summary })
+}
+
+const SETTLES: u8 = 1;
+const REVERSAL: u8 = 2;
+const VOIDED: u8 = 4;
+
+/// What the matching loops read of a platform record, packed so a candidate costs one cache
+/// line instead of a walk through the record's heap strings.
+#[derive(Clone, Copy)]
+struct Meta {
+    merchant: u128,
+    id: i64,
+    amount_fen: i64,
+    /// Next record with the same key in the current pass, or `NONE`.
+    next: u32,
+    /// The clearing row this record is paired with, or `NONE`.
+    matched: u32,
+    kind: TxnKind,
+    day: i8,
+    flags: u8,
+    currency: Currency,
+}
+
+impl Meta {
+    fn new(r: &PlatformRecord, day: i8) -> Meta {
+        let mut flags = 0;
+        if r.should_settle() {
+            flags |= SETTLES;
+        }
+        if r.is_reversal {
+            flags |= REVERSAL;
+        }
+        if r.status == TxnStatus::Voided {
+            flags |= VOIDED;
+        }
+        Meta {
+            merchant: merchant_bits(&r.merchant),
+            id: r.id.0,
+            amount_fen: r.amount.fen(),
+            next: NONE,
+            matched: NONE,
+            kind: r.kind,
+            day,
+            flags,
+            currency: r.currency,
+        }
+    }
+}
+
+/// Smaller is better.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    time_distance_secs: i64,
+    kind_differs: bool,
+    does_not_settle: bool,
+    is_reversal: bool,
+    id: i64,
+}
+
+fn pair_rank(pass: MatchPass, m: &Meta, record: &PlatformRecord, row: &ClearingRecord, window_secs: i64) -> Option<Rank> {
+    let mut time_distance_secs = 0;
+    match pass {
+        MatchPass::Key | MatchPass::Rrn => {}
+        MatchPass::ExternalRef => {
+            if record.external_ref != row.external_ref {
+                return None;
+            }
+        }
+        MatchPass::Fuzzy => {
+            let row_time = row.txn_time?;
+            time_distance_secs = (row_time - record.txn_time).num_seconds().abs();
+            if m.kind != row.kind || time_distance_secs > window_secs {
+                return None;
+            }
+        }
+    }
+    Some(Rank {
+        time_distance_secs,
+        kind_differs: m.kind != row.kind,
+        does_not_settle: m.flags & SETTLES == 0,
+        is_reversal: m.flags & REVERSAL != 0,
+        id: m.id,
+    })
+}
+
+fn merchant_bits(m: &domain::MerchantId) -> u128 {
+    let mut b = [0u8; 16];
+    let s = m.as_str().as_bytes();
+    let n = s.len().min(16);
+    b[..n].copy_from_slice(&s[..n]);
+    u128::from_le_bytes(b)
+}
+
+fn terminal_bits(t: &domain::TerminalId) -> u64 {
+    let mut b = [0u8; 8];
+    let s = t.as_str().as_bytes();
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s[..n]);
+    u64::from_le_bytes(b)
+}
+
+fn rrn_bits(r: &domain::Rrn) -> u128 {
+    let mut b = [0u8; 16];
+    let s = r.as_str().as_bytes();
+    let n = s.len().min(16);
+    b[..n].copy_from_slice(&s[..n]);
+    u128::from_le_bytes(b)
+}
+
+fn external_ref_bits(s: &str) -> u128 {
+    let mut h = FoldHasher::new();
+    h.write(s.as_bytes());
+    (u128::from(h.finish()) << 32) | s.len() as u128
+}
+
+const AMOUNT_BITS_MAX: i64 = 1 << 48;
+
+/// Compact keys: the key pass packs terminal (8 bytes) + batch (20 bits) + STAN (20 bits); the
+/// fuzzy pass packs terminal + last 4 (14 bits) + amount (48 bits). Exact, so equal keys mean
+/// equal fields; only `external_ref` is hashed, and its candidates are compared in full.
+struct KeyParts<'r> {
+    terminal: Option<&'r domain::TerminalId>,
+    batch: Option<domain::BatchNo>,
+    stan: Option<domain::Stan>,
+    rrn: Option<&'r domain::Rrn>,
+    external_ref: Option<&'r str>,
+    amount_fen: i64,
+    card: Option<crate::MaskedCard>,
+}
+
+fn key_of(pass: MatchPass, k: KeyParts<'_>) -> Option<u128> {
+    match pass {
+        MatchPass::Key => {
+            let t = terminal_bits(k.terminal?);
+            Some((u128::from(t) << 64) | (u128::from(k.batch?.get()) << 20) | u128::from(k.stan?.get()))
+        }
+        MatchPass::Rrn => Some(rrn_bits(k.rrn?)),
+        MatchPass::ExternalRef => k.external_ref.filter(|s| !s.is_empty()).map(external_ref_bits),
+        MatchPass::Fuzzy => {
+            let t = terminal_bits(k.terminal?);
+            if !(0..AMOUNT_BITS_MAX).contains(&k.amount_fen) {
+                return None;
+            }
+            let card = k.card.map_or(0u128, |c| u128::from(c.last4_number()) + 1);
+            Some((u128::from(t) << 64) | (card << 48) | k.amount_fen as u128)
+        }
+    }
+}
+
+fn platform_key(pass: MatchPass, r: &PlatformRecord) -> Option<u128> {
+    key_of(
+        pass,
+        KeyParts {
+            terminal: r.terminal.as_ref(),
+            batch: r.batch,
+            stan: r.stan,
+            rrn: r.rrn.as_ref(),
+            external_ref: r.external_ref.as_deref(),
+            amount_fen: r.amount.fen(),
+            card: r.card,
+        },
+    )
+}
+
+fn clearing_key(pass: MatchPass, r: &ClearingRecord) -> Option<u128> {
+    key_of(
+        pass,
+        KeyParts {
+            terminal: r.terminal.as_ref(),
+            batch: r.batch,
+            stan: r.stan,
+            rrn: r.rrn.as_ref(),
+            external_ref: r.external_ref.as_deref(),
+            amount_fen: r.amount.fen(),
+            card: r.card,
+        },
+    )
+}
+
+/// Rows of the three dates in (file, line) order; rows sharing both (a caller's mistake) are
+/// ordered by content, so the result never depends on the input order.
+fn canonical_clearing_order(c: &[ClearingRecord], c_day: &[i8]) -> Vec<u32> {
+    let mut keyed: Vec<(i64, u64, u32)> =
+        (0..c.len()).filter(|&i| c_day[i] != OUT).map(|i| (c[i].file.0, c[i].line, i as u32)).collect();
+    keyed.sort_unstable();
+    let mut start = 0;
+    while start < keyed.len() {
+        let (file, line, _) = keyed[start];
+        let mut end = start + 1;
+        while end < keyed.len() && (keyed[end].0, keyed[end].1) == (file, line) {
+            end += 1;
+        }
+        if end - start > 1 {
+            keyed[start..end].sort_unstable_by(|a, b| clearing_order(&c[a.2 as usize], &c[b.2 as usize]));
+        }
+        start = end;
+    }
+    keyed.into_iter().map(|(_, _, i)| i).collect()
+}
+
+fn clearing_order(a: &ClearingRecord, b: &ClearingRecord) -> Ordering {
+    a.settlement_date.cmp(&b.settlement_date).then_with(|| clearing_content_order(a, b))
+}
+
+/// A total order on a row's contents, so that even rows sharing a (file, line) sort the same
+/// way whatever order they came in.
+fn clearing_content_order(a: &ClearingRecord, b: &ClearingRecord) -> Ordering {
+    (&a.merchant, &a.terminal, a.batch, a.stan, &a.rrn, &a.auth_code, a.kind, a.channel, a.card, a.amount, a.fee)
+        .cmp(&(&b.merchant, &b.terminal, b.batch, b.stan, &b.rrn, &b.auth_code, b.kind, b.channel, b.card, b.amount, b.fee))
+        .then_with(|| a.currency.as_str().cmp(b.currency.as_str()))
+        .then_with(|| (a.txn_time, &a.external_ref).cmp(&(b.txn_time, &b.external_ref)))
+}
+
+fn platform_order(a: &PlatformRecord, b: &PlatformRecord) -> Ordering {
+    (a.id, a.settlement_date, a.txn_time, &a.merchant, &a.terminal, a.batch, a.stan, a.kind, a.amount).cmp(&(
+        b.id,
+        b.settlement_date,
+        b.txn_time,
+        &b.merchant,
+        &b.terminal,
+        b.batch,
+        b.stan,
+        b.kind,
+        b.amount,
+    ))
+}
+
+/// Two rows are copies of one another when everything the bank said about the transaction is
+/// the same; only the file and line differ.
+fn same_content(a: &ClearingRecord, b: &ClearingRecord) -> bool {
+    a.settlement_date == b.settlement_date && clearing_content_order(a, b) == Ordering::Equal
+}
+
+/// A hash of the row's compact fields; rows that share it are compared in full.
+fn content_hash(r: &ClearingRecord) -> u64 {
+    let mut h = FoldHasher::new();
+    h.write_u64(r.settlement_date.date().to_epoch_days_u64());
+    h.write_u128(r.merchant.as_ref().map_or(0, merchant_bits));
+    h.write_u64(r.terminal.as_ref().map_or(0, terminal_bits));
+    h.write_u64((u64::from(r.batch.map_or(NONE, |b| b.get())) << 32) | u64::from(r.stan.map_or(NONE, |s| s.get())));
+    h.write_u128(r.external_ref.as_deref().map_or(0, external_ref_bits));
+    h.write_i64(r.amount.fen());
+    h.write_u32(((r.kind as u32) << 8) | r.channel as u32);
+    h.write_i64(r.txn_time.map_or(i64::MIN, |t| t.timestamp()));
+    h.write_u32(r.card.map_or(u32::MAX, |c| u32::from(c.last4_number())));
+    h.finish()
+}
+
+trait EpochDays {
+    fn to_epoch_days_u64(self) -> u64;
+}
+
+impl EpochDays for chrono::NaiveDate {
+    fn to_epoch_days_u64(self) -> u64 {
+        chrono::Datelike::num_days_from_ce(&self) as u64
+    }
+}
+
+/// For each row, the earlier row (in canonical order) it copies, or `NONE`. Sorting (hash,
+/// position) pairs reads memory in order, which beats a million-entry hash map here.
+fn mark_duplicates(c: &[ClearingRecord], c_order: &[u32]) -> Vec<u32> {
+    let mut dup_of = vec![NONE; c.len()];
+    let mut by_hash: Vec<(u64, u32)> =
+        c_order.iter().enumerate().map(|(position, &ci)| (content_hash(&c[ci as usize]), position as u32)).collect();
+    by_hash.sort_unstable();
+    let mut start = 0;
+    while start < by_hash.len() {
+        let mut end = start + 1;
+        while end < by_hash.len() && by_hash[end].0 == by_hash[start].0 {
+            end += 1;
+        }
+        // Within a run of equal hashes, positions ascend: each row is compared with the first
+        // copies before it (usually one).
+        for i in start + 1..end {
+            let ci = c_order[by_hash[i].1 as usize];
+            for j in start..i {
+                let fi = c_order[by_hash[j].1 as usize];
+                if dup_of[fi as usize] == NONE && same_content(&c[fi as usize], &c[ci as usize]) {
+                    dup_of[ci as usize] = fi;
+                    break;
+                }
+            }
+        }
+        start = end;
+    }
+    dup_of
+}
+
+/// Voids (and completion voids) by the record they void, to tell whether a voided purchase's
+/// void reached the bank too.
+struct VoidIndex {
+    heads: FastMap<i64, u32>,
+    next: Vec<u32>,
+}
+
+impl VoidIndex {
+    fn new(p: &[PlatformRecord], meta: &[Meta]) -> VoidIndex {
+        let mut heads: FastMap<i64, u32> = FastMap::with_capacity_and_hasher(0, FoldBuild);
+        let mut next = Vec::new();
+        for (pi, r) in p.iter().enumerate() {
+            if meta[pi].day == OUT || !matches!(r.kind, TxnKind::Void | TxnKind::PreauthCompletionVoid) || r.is_reversal {
+                continue;
+            }
+            let Some(original) = r.original_id else { continue };
+            if next.is_empty() {
+                next = vec![NONE; p.len()];
+            }
+            let head = heads.entry(original.0).or_insert(NONE);
+            next[pi] = *head;
+            *head = pi as u32;
+        }
+        VoidIndex { heads, next }
+    }
+
+    /// Whether a void of `original_id` that should settle is paired with a clearing row.
+    fn any_settled(&self, original_id: i64, meta: &[Meta]) -> bool {
+        let mut vi = self.heads.get(&original_id).copied().unwrap_or(NONE);
+        while vi != NONE {
+            let v = &meta[vi as usize];
+            if v.flags & SETTLES != 0 && v.matched != NONE {
+                return true;
+            }
+            vi = self.next[vi as usize];
+        }
+        false
+    }
+}
