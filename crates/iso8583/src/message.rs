@@ -4,7 +4,9 @@
 use std::fmt;
 
 use crate::error::{DecodeError, EncodeError, FieldError, FieldErrorKind};
-use crate::spec::{bit, field_def, Align, FieldDef, Format, LengthKind, KNOWN_FIELDS_MASK};
+use crate::spec::{
+    bit, field_def, field_index, Align, FieldDef, Format, LengthKind, FIELDS, KNOWN_FIELDS_MASK,
+};
 
 /// Bytes before the MTI: TPDU (5) + application header (6).
 pub const ENVELOPE_LEN: usize = 11;
@@ -210,8 +212,8 @@ pub struct Message {
     mti: Mti,
     /// Primary bitmap of present fields (bit 1 is never set).
     present: u64,
-    /// (offset, len) into `data` for field n at index n - 1.
-    spans: [(u16, u16); 64],
+    /// (offset, len) into `data` for each field, in [`FIELDS`] order.
+    spans: [(u16, u16); FIELDS.len()],
     data: Vec<u8>,
 }
 
@@ -220,7 +222,7 @@ const DATA_SLACK_MAX: usize = 4096;
 
 impl Message {
     pub fn new(envelope: Envelope, mti: Mti) -> Message {
-        Message { envelope, mti, present: 0, spans: [(0, 0); 64], data: Vec::new() }
+        Message { envelope, mti, present: 0, spans: [(0, 0); FIELDS.len()], data: Vec::new() }
     }
 
     pub fn envelope(&self) -> Envelope {
@@ -261,7 +263,7 @@ impl Message {
         if !self.has(field) {
             return None;
         }
-        let (off, len) = self.spans[field as usize - 1];
+        let (off, len) = *self.spans.get(field_index(field)?)?;
         self.data.get(off as usize..off as usize + len as usize)
     }
 
@@ -346,19 +348,21 @@ impl Message {
         if self.data.len() > DATA_SLACK_MAX {
             self.compact();
         }
+        let Some(slot) = field_index(field) else { return };
         let off = self.data.len() as u16;
         self.data.extend_from_slice(value);
-        self.spans[field as usize - 1] = (off, value.len() as u16);
+        self.spans[slot] = (off, value.len() as u16);
         self.present |= bit(field);
     }
 
     fn compact(&mut self) {
         let mut data = Vec::with_capacity(self.data.len());
         for f in BitIter(self.present) {
-            let (off, len) = self.spans[f as usize - 1];
+            let Some(slot) = field_index(f) else { continue };
+            let (off, len) = self.spans[slot];
             let new_off = data.len() as u16;
             data.extend_from_slice(&self.data[off as usize..off as usize + len as usize]);
-            self.spans[f as usize - 1] = (new_off, len);
+            self.spans[slot] = (new_off, len);
         }
         self.data = data;
     }
@@ -568,7 +572,7 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
         envelope,
         mti,
         present: 0,
-        spans: [(0, 0); 64],
+        spans: [(0, 0); FIELDS.len()],
         data: Vec::with_capacity(body.len() * 2),
     };
     let mut pos = BODY_LEN_MIN;
@@ -593,12 +597,13 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
             // Its size is unknown: nothing after it can be located.
             return Err(fail(DecodeError::UnknownField(field), first_error, msg));
         }
-        let Some(def) = field_def(field) else {
+        let Some(slot) = field_index(field) else {
             return Err(fail(DecodeError::UnknownField(field), first_error, msg));
         };
+        let def = &FIELDS[slot];
         match read_field(def, body, pos, &mut msg.data) {
             Ok((next, off, len)) => {
-                msg.spans[field as usize - 1] = (off as u16, len as u16);
+                msg.spans[slot] = (off as u16, len as u16);
                 msg.present |= bit(field);
                 pos = next;
             }
@@ -703,6 +708,39 @@ fn read_field(
 }
 
 fn read_nibbles(
+    def: &FieldDef,
+    raw: &[u8],
+    len: usize,
+    data: &mut Vec<u8>,
+) -> Result<(), FieldErrorKind> {
+    // Fast path: every nibble (pad included) is a decimal digit. Anything else (track
+    // separators, bad digits, bad pads) takes the careful path, which names the error.
+    let start = data.len();
+    data.resize(start + raw.len() * 2, 0);
+    let mut bad = false;
+    if let Some(out) = data.get_mut(start..) {
+        for (pair, &b) in out.chunks_exact_mut(2).zip(raw) {
+            let (hi, lo) = (b >> 4, b & 15);
+            bad |= (hi > 9) | (lo > 9);
+            pair[0] = b'0' + hi;
+            pair[1] = b'0' + lo;
+        }
+    }
+    if !bad {
+        if len % 2 == 0 {
+            return Ok(());
+        }
+        let pad_at = if def.align == Align::Right { start } else { start + len };
+        if data.get(pad_at) == Some(&b'0') {
+            data.remove(pad_at);
+            return Ok(());
+        }
+    }
+    data.truncate(start);
+    read_nibbles_checked(def, raw, len, data)
+}
+
+fn read_nibbles_checked(
     def: &FieldDef,
     raw: &[u8],
     len: usize,

@@ -172,6 +172,14 @@ const INDEX: [u8; 65] = {
     index
 };
 
+/// Position of `field` in [`FIELDS`], or `None` when the dialect has no such field.
+pub(crate) fn field_index(field: u8) -> Option<usize> {
+    match INDEX.get(field as usize) {
+        Some(&i) if i > 0 => Some(i as usize - 1),
+        _ => None,
+    }
+}
+
 /// The definition of `field`, or `None` when the dialect has no such field.
 pub fn field_def(field: u8) -> Option<&'static FieldDef> {
     match INDEX.get(field as usize) {
