@@ -1,0 +1,136 @@
+//! `poslens`: the one binary. Command-line parsing, wiring of the store, the HTTP API and the
+//! POS front end, the demo, imports and administration. Business rules live in the library
+//! crates; this crate only connects them and talks to the person at the terminal.
+
+mod admin;
+mod demo;
+mod demo_data;
+mod import;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "poslens", version, about = "Every POS transaction findable: capture, store, reconcile, query, explain.")]
+struct Cli {
+    /// Data directory (database, keys).
+    #[arg(long, global = true, env = "POSLENS_DATA", default_value = "./poslens-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole system on generated data (created on first start, reused afterwards).
+    Demo {
+        /// HTTP API and web portal address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// POS front end (ISO 8583) address.
+        #[arg(long, default_value = "127.0.0.1:8583")]
+        pos: String,
+    },
+    /// Run the server on real configuration.
+    Serve {
+        /// TOML configuration file: http, pos, secure_cookies.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Import data files.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Check the hash chain and the derived transaction states; names the first break.
+    Verify,
+    /// Merchants: add, list, set-status.
+    #[command(subcommand)]
+    Merchant(admin::MerchantCommand),
+    /// Terminals: add, list.
+    #[command(subcommand)]
+    Terminal(admin::TerminalCommand),
+    /// Users: add, list.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// API keys for ingest: create, list.
+    #[command(subcommand)]
+    Apikey(admin::ApiKeyCommand),
+    /// ISO 8583 tools for people debugging terminals.
+    #[command(subcommand)]
+    Iso(IsoCommand),
+}
+
+#[derive(Subcommand)]
+enum IsoCommand {
+    /// Decode one framed message (hex, 2-byte length prefix optional) and print its fields as
+    /// JSON with the PAN masked. `-` or nothing reads the hex from standard input.
+    Decode { hex: Option<String> },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POSLENS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Demo { http, pos } => demo::run(&cli.data, &http, &pos),
+        Command::Serve { config } => server::serve_from_config(&cli.data, config.as_deref()),
+        Command::Import(cmd) => import::run(&cli.data, cmd),
+        Command::Verify => admin::verify(&cli.data),
+        Command::Merchant(cmd) => admin::merchant(&cli.data, cmd),
+        Command::Terminal(cmd) => admin::terminal(&cli.data, cmd),
+        Command::User(cmd) => admin::user(&cli.data, cmd),
+        Command::Apikey(cmd) => admin::apikey(&cli.data, cmd),
+        Command::Iso(IsoCommand::Decode { hex }) => iso_decode(hex),
+    }
+}
+
+fn iso_decode(hex_arg: Option<String>) -> anyhow::Result<ExitCode> {
+    let text = match hex_arg.as_deref() {
+        None | Some("-") => std::io::read_to_string(std::io::stdin()).context("reading hex from standard input")?,
+        Some(h) => h.to_owned(),
+    };
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = hex::decode(&compact).context("the message must be hexadecimal (spaces and newlines are ignored)")?;
+    match iso8583::decode_to_json_value(&bytes) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            // What could be read, with the error, so the person sees where the frame goes wrong.
+            println!("{}", serde_json::to_string_pretty(&iso8583::describe_frame(&bytes))?);
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Opens (creating on first use) the store and the installation's keys.
+pub fn open_store(data: &std::path::Path) -> anyhow::Result<(store::SqliteStore, domain::CardKey)> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
+    let card_key = store::card_key(data).context("reading the card key")?;
+    let s = store::SqliteStore::open(data, store::StoreConfig::default())
+        .with_context(|| format!("opening the database in {}", data.display()))?;
+    Ok((s, card_key))
+}
+
+/// The cursor-sealing key, derived from the card key so one secret file serves both.
+pub fn cursor_key(card_key: &domain::CardKey) -> api::CursorKey {
+    let derived = hex::decode(card_key.token("poslens cursor key v1")).expect("token is hex");
+    api::CursorKey::new(derived.try_into().expect("HMAC-SHA256 is 32 bytes"))
+}

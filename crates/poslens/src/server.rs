@@ -1,0 +1,69 @@
+//! Serving: the HTTP API (and later the POS front end) on configured addresses.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_http")]
+    pub http: String,
+    #[serde(default = "default_pos")]
+    pub pos: String,
+    #[serde(default)]
+    pub secure_cookies: bool,
+}
+
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_pos() -> String {
+    "127.0.0.1:8583".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { http: default_http(), pos: default_pos(), secure_cookies: false }
+    }
+}
+
+pub fn serve_from_config(data: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cfg = match config {
+        None => Config::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", p.display()))?
+        }
+    };
+    let (store, card_key) = crate::open_store(data)?;
+    serve(store, card_key, &cfg, |addr| eprintln!("poslens serving http://{addr}"))
+}
+
+/// Binds and serves until the process is stopped. `ready` is told the bound HTTP address.
+pub fn serve(
+    store: store::SqliteStore,
+    card_key: domain::CardKey,
+    cfg: &Config,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(async {
+        let mut state = api::AppState::new(store, card_key.clone(), crate::cursor_key(&card_key));
+        state.secure_cookies = cfg.secure_cookies;
+        let listener = tokio::net::TcpListener::bind(&cfg.http)
+            .await
+            .with_context(|| format!("cannot listen on {} (in use? pass another address)", cfg.http))?;
+        ready(listener.local_addr()?);
+        axum::serve(listener, api::app(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("HTTP server stopped")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
