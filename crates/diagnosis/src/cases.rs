@@ -192,7 +192,8 @@ pub fn base_facts(rng: &mut Rng, noise: usize, avoid_amount_fen: i64, avoid_last
         let mut c = purchase(&format!("noise-{i:05}"), rng.range(0, 3) as usize, amount, &last4, at, rng);
         if rng.chance(10) {
             c.status = TxnStatus::Declined;
-            c.response_code = ResponseCode::parse(rng.pick(&["05", "51", "55"])).unwrap_or(ResponseCode::APPROVED);
+            let code: &&str = rng.pick(&["05", "51", "55"]);
+            c.response_code = ResponseCode::parse(code).unwrap_or(ResponseCode::APPROVED);
         }
         if rng.chance(20) {
             c.channel = *rng.pick(&[Channel::Wechat, Channel::Alipay]);

@@ -243,12 +243,14 @@ impl<'a> Context<'a> {
         !self.facts.scope.role.is_merchant()
     }
 
+    /// RFC 3339 in the merchant's zone. Out-of-range instants are clamped first: formatting
+    /// chrono's extremes in a zone east of UTC would overflow.
     fn rfc(&self, t: DateTime<Utc>) -> String {
-        self.clock.local(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        self.clock.local(clamp_instant(t)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     }
 
     fn local(&self, t: DateTime<Utc>) -> String {
-        self.clock.local(t).format("%Y-%m-%d %H:%M:%S").to_string()
+        self.clock.local(clamp_instant(t)).format("%Y-%m-%d %H:%M:%S").to_string()
     }
 
     fn own_terminal(&self, typed: &str) -> Option<&'a TerminalFacts> {
@@ -438,9 +440,12 @@ impl<'a> Context<'a> {
     // Causes tied to a matching transaction.
 
     fn candidate_causes(&self, c: &Candidate, q: f64, findings: &mut Findings) {
+        // Every cause found for this candidate holds only as much as the candidate is the one.
+        findings.match_quality = q;
         let visibility_hidden = self.visibility_causes(c, q, findings);
         self.state_causes(c, q, findings);
         self.bank_side_causes(c, q, visibility_hidden, findings);
+        findings.match_quality = 1.0;
     }
 
     /// Returns whether the list query hid the candidate.
@@ -731,7 +736,7 @@ impl<'a> Context<'a> {
                 e.text("response_meaning_en", en);
                 if rc.as_str() == "03" {
                     if let Some(mut hit) = self.account_hit(None) {
-                        hit.fit = q;
+                        hit.fit = 1.0;
                         hit.evidence.text("transaction_id", c.id.clone());
                         hit.evidence.text("response_code", rc.as_str());
                         hit.transaction_id = Some(c.id.clone());
@@ -958,7 +963,7 @@ impl<'a> Context<'a> {
         let (window_start, window_end) = self.clock.settlement_window(sd, c.channel);
         for w in &self.facts.maintenance {
             if w.affects.contains(&MaintenanceEffect::Settlement) && overlaps(w.start, w.end, window_start, window_end) {
-                let mut f = self.maintenance_finding(w, MaintenanceKind::Settlement, Some(sd), q);
+                let mut f = self.maintenance_finding(w, MaintenanceKind::Settlement, Some(sd), 1.0);
                 f.evidence.text("transaction_id", c.id.clone());
                 findings.push(Hit::from_finding(Cause::MaintenanceSettlement, f, Some(c.id.clone())));
             }
@@ -966,7 +971,7 @@ impl<'a> Context<'a> {
         if !hidden && self.query.is_some() {
             for w in &self.facts.maintenance {
                 if w.affects.contains(&MaintenanceEffect::Query) && w.start <= self.now && self.now < w.end {
-                    let mut f = self.maintenance_finding(w, MaintenanceKind::Active, None, q);
+                    let mut f = self.maintenance_finding(w, MaintenanceKind::Active, None, 1.0);
                     f.evidence.text("transaction_id", c.id.clone());
                     f.evidence.flag("transaction_matches_query", true);
                     findings.push(Hit::from_finding(Cause::MaintenanceQueryVisible, f, Some(c.id.clone())));
@@ -1748,13 +1753,22 @@ impl Hit {
 /// The best hit for one code, its score, and every (score, transaction id) that hit it.
 type Group = (Code, f64, Hit, Vec<(f64, String)>);
 
-#[derive(Default)]
 struct Findings {
     by_code: Vec<Group>,
+    /// Multiplies the fit of every hit pushed: the match quality of the candidate whose causes
+    /// are being collected, 1 otherwise.
+    match_quality: f64,
+}
+
+impl Default for Findings {
+    fn default() -> Findings {
+        Findings { by_code: Vec::new(), match_quality: 1.0 }
+    }
 }
 
 impl Findings {
     fn push(&mut self, mut hit: Hit) {
+        hit.fit *= self.match_quality;
         if !hit.fit.is_finite() {
             hit.fit = 0.0;
         }
