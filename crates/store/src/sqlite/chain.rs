@@ -12,19 +12,33 @@ const DOMAIN_TAG: &[u8] = b"poslens-txn-v1";
 pub(crate) struct ChainHead {
     pub(crate) seq: i64,
     pub(crate) hash: [u8; 32],
+    /// Receive time of the head record: ids stay ordered even if the wall clock steps back.
+    pub(crate) last_received_us: i64,
+    /// Whether any reversal is stored without its original (then new originals look for one).
+    pub(crate) orphan_reversals: bool,
 }
 
 pub(crate) fn load_head(conn: &Connection) -> Result<ChainHead, StoreError> {
     let row: Option<(i64, Vec<u8>)> =
         conn.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-    match row {
-        None => Ok(ChainHead { seq: 0, hash: GENESIS }),
+    let (seq, hash) = match row {
+        None => (0, GENESIS),
         Some((seq, h)) => {
             let hash: [u8; 32] =
                 h.as_slice().try_into().map_err(|_| StoreError::Corrupt { column: "chain_head.hash", value: hex::encode(&h) })?;
-            Ok(ChainHead { seq, hash })
+            (seq, hash)
         }
-    }
+    };
+    let last_received_us: i64 = conn
+        .query_row("SELECT received_at_us FROM txn_records WHERE seq = ?1", [seq], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let orphan_reversals: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM txn_records WHERE reversal = 1 AND original_seq IS NULL)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(ChainHead { seq, hash, last_received_us, orphan_reversals })
 }
 
 pub(crate) fn store_head(conn: &Connection, head: &ChainHead) -> Result<(), StoreError> {

@@ -182,6 +182,20 @@ impl SqliteStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let rx = self.submit(f)?;
+        rx.recv().map_err(|_| E::from(StoreError::WriterGone))?
+    }
+
+    /// Queues `f` for the writer and returns where its (post-commit) result will arrive, so the
+    /// caller can keep feeding it (bulk import) before waiting.
+    pub(crate) fn submit<T, E>(
+        &self,
+        f: impl FnOnce(&mut WriterCtx) -> Result<T, E> + Send + 'static,
+    ) -> Result<Receiver<Result<T, E>>, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (tx, rx) = sync_channel::<Result<T, E>>(1);
         let job: Job = Box::new(move |ctx: &mut WriterCtx| {
             let r = f(ctx);
@@ -197,7 +211,7 @@ impl SqliteStore {
         });
         let sender = self.inner.jobs.lock().map_err(|_| StoreError::WriterGone)?.clone().ok_or(StoreError::WriterGone)?;
         sender.send(job).map_err(|_| StoreError::WriterGone)?;
-        rx.recv().map_err(|_| E::from(StoreError::WriterGone))?
+        Ok(rx)
     }
 
     /// Runs `f` on a pooled reader connection.
