@@ -8,18 +8,30 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use iso8583::{Message, Request};
 
 fn frame(file: &str, name: &str) -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/vectors").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/spec/vectors")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("vector file");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let vec = v["vectors"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap();
+    let vec = v["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap();
     hex::decode(vec["wire_hex"].as_str().unwrap()).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let cases = [
-        ("0200_purchase", frame("purchase.json", "0200_purchase_track2_37")),
-        ("0210_purchase", frame("purchase.json", "0210_purchase_track2_ok")),
+        (
+            "0200_purchase",
+            frame("purchase.json", "0200_purchase_track2_37"),
+        ),
+        (
+            "0210_purchase",
+            frame("purchase.json", "0210_purchase_track2_ok"),
+        ),
     ];
     let mut g = c.benchmark_group("iso8583");
     g.throughput(Throughput::Elements(1));

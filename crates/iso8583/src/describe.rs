@@ -13,7 +13,9 @@ use crate::views::{Request, ViewError};
 /// A field's value as shown to people: PAN masked, tracks masked, sensitive binary hidden,
 /// other binary fields as hex.
 pub fn display_value(m: &Message, field: u8) -> String {
-    let Some(v) = m.get(field) else { return String::new() };
+    let Some(v) = m.get(field) else {
+        return String::new();
+    };
     let s = String::from_utf8_lossy(v);
     match field {
         2 => mask_pan(&s),
@@ -77,9 +79,9 @@ pub fn describe_frame(frame: &[u8]) -> Value {
         Err(e) => {
             let body = strip_length_prefix(frame);
             let (partial, _) = Message::decode_lenient(body);
-            let mut v = partial.as_ref().map(message_json).unwrap_or_else(|| {
-                json!({"envelope": hex::encode_upper(&body[..body.len().min(ENVELOPE_LEN)])})
-            });
+            let mut v = partial.as_ref().map(message_json).unwrap_or_else(
+                || json!({"envelope": hex::encode_upper(&body[..body.len().min(ENVELOPE_LEN)])}),
+            );
             if let Value::Object(o) = &mut v {
                 o.insert("length".into(), json!(body.len()));
                 o.insert("error".into(), json!(e.to_string()));

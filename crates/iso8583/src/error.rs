@@ -25,7 +25,11 @@ pub enum FieldErrorKind {
     #[error("byte {byte:#04x} at offset {position} is not printable ASCII (0x20-0x7E)")]
     NotPrintable { byte: u8, position: usize },
     #[error("character {ch:?} at offset {position} is not allowed in a {format} field")]
-    BadCharacter { ch: char, position: usize, format: &'static str },
+    BadCharacter {
+        ch: char,
+        position: usize,
+        format: &'static str,
+    },
     #[error("not a field of this dialect")]
     UnknownField,
 }
@@ -33,7 +37,10 @@ pub enum FieldErrorKind {
 impl FieldErrorKind {
     /// Whether the field's extent is still known, so fields after it can be read.
     pub fn is_delimitable(&self) -> bool {
-        !matches!(self, FieldErrorKind::Truncated { .. } | FieldErrorKind::BadLengthPrefix(_))
+        !matches!(
+            self,
+            FieldErrorKind::Truncated { .. } | FieldErrorKind::BadLengthPrefix(_)
+        )
     }
 }
 

@@ -28,7 +28,10 @@ pub struct FrameLimits {
 
 impl Default for FrameLimits {
     fn default() -> Self {
-        FrameLimits { len_min: FRAME_LEN_MIN, len_max: FRAME_LEN_MAX }
+        FrameLimits {
+            len_min: FRAME_LEN_MIN,
+            len_max: FRAME_LEN_MAX,
+        }
     }
 }
 
@@ -58,7 +61,10 @@ impl FrameDecoder {
     }
 
     pub fn with_limits(limits: FrameLimits) -> FrameDecoder {
-        FrameDecoder { limits, ..FrameDecoder::default() }
+        FrameDecoder {
+            limits,
+            ..FrameDecoder::default()
+        }
     }
 
     /// Appends bytes read from the connection.
@@ -88,7 +94,9 @@ impl FrameDecoder {
         }
         let pending = &self.buf[self.start..];
         let [hi, lo, rest @ ..] = pending else {
-            return Ok(FrameStatus::NeedMore { needed: 2 - pending.len() });
+            return Ok(FrameStatus::NeedMore {
+                needed: 2 - pending.len(),
+            });
         };
         let len = usize::from(u16::from_be_bytes([*hi, *lo]));
         if len < self.limits.len_min || len > self.limits.len_max {
@@ -101,7 +109,9 @@ impl FrameDecoder {
             return Err(e);
         }
         if rest.len() < len {
-            return Ok(FrameStatus::NeedMore { needed: len - rest.len() });
+            return Ok(FrameStatus::NeedMore {
+                needed: len - rest.len(),
+            });
         }
         let body = rest[..len].to_vec();
         self.start += 2 + len;
@@ -119,7 +129,10 @@ impl FrameDecoder {
 /// Prepends the 2-byte length prefix to a body.
 pub fn frame_body(body: &[u8]) -> Result<Vec<u8>, crate::EncodeError> {
     if body.len() > FRAME_LEN_MAX {
-        return Err(crate::EncodeError::TooLong { len: body.len(), max: FRAME_LEN_MAX });
+        return Err(crate::EncodeError::TooLong {
+            len: body.len(),
+            max: FRAME_LEN_MAX,
+        });
     }
     let mut out = Vec::with_capacity(body.len() + 2);
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());

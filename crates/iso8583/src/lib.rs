@@ -25,7 +25,9 @@ pub mod views;
 
 pub use describe::{decode_to_json_value, describe_frame, display_value};
 pub use error::{DecodeError, EncodeError, FieldError, FieldErrorKind};
-pub use frame::{frame_body, FrameDecoder, FrameError, FrameLimits, FrameStatus, FRAME_LEN_MAX, FRAME_LEN_MIN};
+pub use frame::{
+    frame_body, FrameDecoder, FrameError, FrameLimits, FrameStatus, FRAME_LEN_MAX, FRAME_LEN_MIN,
+};
 pub use mac::{Key16, MacError, MacKey, PinKey, TerminalMasterKey};
 pub use message::{Envelope, Header, Message, Mti, Tpdu, BODY_LEN_MIN, ENVELOPE_LEN};
 pub use reply::{build_reply, format_error_reply_for_body, ReplyData, ReplyError};

@@ -42,7 +42,8 @@ impl Key16 {
     /// First 4 bytes of 3DES-encrypting 8 zero bytes under this key.
     pub fn check_value(&self) -> [u8; 4] {
         let mut block = [0u8; 8];
-        self.tdes().encrypt_block(GenericArray::from_mut_slice(&mut block));
+        self.tdes()
+            .encrypt_block(GenericArray::from_mut_slice(&mut block));
         [block[0], block[1], block[2], block[3]]
     }
 
@@ -163,7 +164,10 @@ pub fn sign(message: &mut Message, key: &MacKey) {
 pub fn verify(message: &Message, key: &MacKey) -> Result<(), MacError> {
     let got = message.get(64).ok_or(MacError::Missing)?;
     let want = compute_mac(message, key);
-    let diff = got.iter().zip(want.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = got
+        .iter()
+        .zip(want.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff == 0 && got.len() == 8 {
         Ok(())
     } else {

@@ -62,7 +62,9 @@ impl Mti {
         if b.len() != 4 || !b.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(Mti(b.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))))
+        Some(Mti(b
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))))
     }
 
     /// The MTI as a decimal number (0200 -> 200).
@@ -125,20 +127,38 @@ impl Tpdu {
     pub const ID: u8 = 0x60;
 
     pub const fn new(destination: [u8; 2], source: [u8; 2]) -> Tpdu {
-        Tpdu { id: Tpdu::ID, destination, source }
+        Tpdu {
+            id: Tpdu::ID,
+            destination,
+            source,
+        }
     }
 
     pub const fn from_bytes(b: [u8; 5]) -> Tpdu {
-        Tpdu { id: b[0], destination: [b[1], b[2]], source: [b[3], b[4]] }
+        Tpdu {
+            id: b[0],
+            destination: [b[1], b[2]],
+            source: [b[3], b[4]],
+        }
     }
 
     pub const fn to_bytes(self) -> [u8; 5] {
-        [self.id, self.destination[0], self.destination[1], self.source[0], self.source[1]]
+        [
+            self.id,
+            self.destination[0],
+            self.destination[1],
+            self.source[0],
+            self.source[1],
+        ]
     }
 
     /// The reply's TPDU: id 0x60, destination and source swapped (spec section 1).
     pub const fn reply(self) -> Tpdu {
-        Tpdu { id: Tpdu::ID, destination: self.source, source: self.destination }
+        Tpdu {
+            id: Tpdu::ID,
+            destination: self.source,
+            source: self.destination,
+        }
     }
 }
 
@@ -178,7 +198,10 @@ impl Envelope {
         t.copy_from_slice(&b[..5]);
         let mut h = [0u8; 6];
         h.copy_from_slice(&b[5..]);
-        Envelope { tpdu: Tpdu::from_bytes(t), header: Header(h) }
+        Envelope {
+            tpdu: Tpdu::from_bytes(t),
+            header: Header(h),
+        }
     }
 
     /// Parses 22 hex digits (the vectors' `tpdu_header_hex`).
@@ -197,7 +220,10 @@ impl Envelope {
 
     /// The reply's envelope: TPDU swapped, header echoed with byte 2 = 0x00.
     pub fn reply(self) -> Envelope {
-        Envelope { tpdu: self.tpdu.reply(), header: self.header.reply() }
+        Envelope {
+            tpdu: self.tpdu.reply(),
+            header: self.header.reply(),
+        }
     }
 }
 
@@ -222,7 +248,13 @@ const DATA_SLACK_MAX: usize = 4096;
 
 impl Message {
     pub fn new(envelope: Envelope, mti: Mti) -> Message {
-        Message { envelope, mti, present: 0, spans: [(0, 0); FIELDS.len()], data: Vec::new() }
+        Message {
+            envelope,
+            mti,
+            present: 0,
+            spans: [(0, 0); FIELDS.len()],
+            data: Vec::new(),
+        }
     }
 
     pub fn envelope(&self) -> Envelope {
@@ -292,7 +324,10 @@ impl Message {
     /// table: charset, fixed length or 1..=max for variable fields.
     pub fn set(&mut self, field: u8, value: impl AsRef<[u8]>) -> Result<(), FieldError> {
         let value = value.as_ref();
-        let def = field_def(field).ok_or(FieldError { field, kind: FieldErrorKind::UnknownField })?;
+        let def = field_def(field).ok_or(FieldError {
+            field,
+            kind: FieldErrorKind::UnknownField,
+        })?;
         validate(def, value).map_err(|kind| FieldError { field, kind })?;
         self.store(field, value);
         Ok(())
@@ -300,14 +335,20 @@ impl Message {
 
     /// Like [`Message::set`], with binary fields given as hex (the vectors' convention).
     pub fn set_text(&mut self, field: u8, value: &str) -> Result<(), FieldError> {
-        let def = field_def(field).ok_or(FieldError { field, kind: FieldErrorKind::UnknownField })?;
+        let def = field_def(field).ok_or(FieldError {
+            field,
+            kind: FieldErrorKind::UnknownField,
+        })?;
         if def.format.is_text() {
             self.set(field, value)
         } else {
             let raw = hex::decode(value).map_err(|_| FieldError {
                 field,
                 kind: FieldErrorKind::BadCharacter {
-                    ch: value.chars().find(|c| !c.is_ascii_hexdigit()).unwrap_or('?'),
+                    ch: value
+                        .chars()
+                        .find(|c| !c.is_ascii_hexdigit())
+                        .unwrap_or('?'),
                     position: 0,
                     format: "hex",
                 },
@@ -341,14 +382,17 @@ impl Message {
 
     /// Present fields with their logical values, ascending.
     pub fn fields(&self) -> impl Iterator<Item = (u8, &[u8])> + '_ {
-        self.field_numbers().filter_map(move |f| self.get(f).map(|v| (f, v)))
+        self.field_numbers()
+            .filter_map(move |f| self.get(f).map(|v| (f, v)))
     }
 
     fn store(&mut self, field: u8, value: &[u8]) {
         if self.data.len() > DATA_SLACK_MAX {
             self.compact();
         }
-        let Some(slot) = field_index(field) else { return };
+        let Some(slot) = field_index(field) else {
+            return;
+        };
         let off = self.data.len() as u16;
         self.data.extend_from_slice(value);
         self.spans[slot] = (off, value.len() as u16);
@@ -399,7 +443,10 @@ impl Message {
         self.encode_into(&mut out);
         let len = out.len() - 2;
         if len > crate::FRAME_LEN_MAX {
-            return Err(EncodeError::TooLong { len, max: crate::FRAME_LEN_MAX });
+            return Err(EncodeError::TooLong {
+                len,
+                max: crate::FRAME_LEN_MAX,
+            });
         }
         out[..2].copy_from_slice(&(len as u16).to_be_bytes());
         Ok(out)
@@ -443,8 +490,10 @@ impl fmt::Debug for Message {
         s.field("tpdu", &hex::encode_upper(self.envelope.tpdu.to_bytes()));
         s.field("header", &hex::encode_upper(self.envelope.header.0));
         s.field("mti", &format_args!("{}", self.mti));
-        let fields: Vec<(u8, String)> =
-            self.field_numbers().map(|n| (n, crate::describe::display_value(self, n))).collect();
+        let fields: Vec<(u8, String)> = self
+            .field_numbers()
+            .map(|n| (n, crate::describe::display_value(self, n)))
+            .collect();
         s.field("fields", &DebugFields(&fields));
         s.finish()
     }
@@ -454,7 +503,9 @@ struct DebugFields<'a>(&'a [(u8, String)]);
 
 impl fmt::Debug for DebugFields<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.iter().map(|(n, v)| (n, v))).finish()
+        f.debug_map()
+            .entries(self.0.iter().map(|(n, v)| (n, v)))
+            .finish()
     }
 }
 
@@ -477,14 +528,20 @@ fn validate(def: &FieldDef, value: &[u8]) -> Result<(), FieldErrorKind> {
     let len = value.len();
     match def.length {
         LengthKind::Fixed(n) if len != n as usize => {
-            return Err(FieldErrorKind::WrongLength { len, expected: n as usize })
+            return Err(FieldErrorKind::WrongLength {
+                len,
+                expected: n as usize,
+            })
         }
         LengthKind::LlVar(max) | LengthKind::LllVar(max) => {
             if len == 0 {
                 return Err(FieldErrorKind::ZeroLength);
             }
             if len > max as usize {
-                return Err(FieldErrorKind::TooLong { len, max: max as usize });
+                return Err(FieldErrorKind::TooLong {
+                    len,
+                    max: max as usize,
+                });
             }
         }
         LengthKind::Fixed(_) => {}
@@ -563,7 +620,10 @@ fn decode_impl(body: &[u8], lenient: bool) -> Result<Message, DecodeFailure> {
     }
     let mti_bytes = [body[11], body[12]];
     let Some(mti) = Mti::from_bcd(mti_bytes) else {
-        return Err(Box::new((first_error.unwrap_or(DecodeError::BadMti(mti_bytes)), None)));
+        return Err(Box::new((
+            first_error.unwrap_or(DecodeError::BadMti(mti_bytes)),
+            None,
+        )));
     };
     let mut bm = [0u8; 8];
     bm.copy_from_slice(&body[13..21]);
@@ -659,7 +719,13 @@ fn read_field(
         LengthKind::Fixed(n) => n as usize,
         LengthKind::LlVar(_) | LengthKind::LllVar(_) => {
             let Some(prefix) = body.get(pos..pos + prefix_len) else {
-                return Err((FieldErrorKind::Truncated { needed: prefix_len, available }, None));
+                return Err((
+                    FieldErrorKind::Truncated {
+                        needed: prefix_len,
+                        available,
+                    },
+                    None,
+                ));
             };
             match bcd_value(prefix) {
                 Some(l) => l,
@@ -671,7 +737,10 @@ fn read_field(
     let nbytes = def.data_bytes(len);
     let Some(raw) = body.get(start..start + nbytes) else {
         return Err((
-            FieldErrorKind::Truncated { needed: prefix_len + nbytes, available },
+            FieldErrorKind::Truncated {
+                needed: prefix_len + nbytes,
+                available,
+            },
             None,
         ));
     };
@@ -687,7 +756,10 @@ fn read_field(
     let res = match def.format {
         Format::N | Format::Z => read_nibbles(def, raw, len, data),
         Format::An | Format::Ans => match raw.iter().position(|b| !(0x20..=0x7e).contains(b)) {
-            Some(position) => Err(FieldErrorKind::NotPrintable { byte: raw[position], position }),
+            Some(position) => Err(FieldErrorKind::NotPrintable {
+                byte: raw[position],
+                position,
+            }),
             None => {
                 data.extend_from_slice(raw);
                 Ok(())
@@ -730,7 +802,11 @@ fn read_nibbles(
         if len % 2 == 0 {
             return Ok(());
         }
-        let pad_at = if def.align == Align::Right { start } else { start + len };
+        let pad_at = if def.align == Align::Right {
+            start
+        } else {
+            start + len
+        };
         if data.get(pad_at) == Some(&b'0') {
             data.remove(pad_at);
             return Ok(());
@@ -776,7 +852,11 @@ fn read_nibbles_checked(
         }
     }
     if odd {
-        let pad = if skip_first { raw[0] >> 4 } else { raw[raw.len() - 1] & 15 };
+        let pad = if skip_first {
+            raw[0] >> 4
+        } else {
+            raw[raw.len() - 1] & 15
+        };
         if pad != 0 {
             return Err(FieldErrorKind::BadPad(pad));
         }

@@ -79,7 +79,9 @@ const FINANCIAL_ECHO: [u8; 5] = [3, 4, 25, 49, 60];
 /// response code. Field 64 is not set: sign the reply with [`crate::mac`] when the terminal is
 /// keyed and the code is not `30`, `A0` or `97`.
 pub fn build_reply(request: &Message, data: &ReplyData) -> Result<Message, ReplyError> {
-    let mut r = request.reply_skeleton().ok_or(ReplyError::NotARequest(request.mti()))?;
+    let mut r = request
+        .reply_skeleton()
+        .ok_or(ReplyError::NotARequest(request.mti()))?;
     let approved = data.response_code == "00";
     let mti = request.mti().value();
     let financial = matches!(mti, 100 | 200 | 220 | 400);
@@ -123,6 +125,8 @@ pub fn build_reply(request: &Message, data: &ReplyData) -> Result<Message, Reply
     if let (800, Some(keys)) = (mti, &data.working_keys) {
         r.set(62, keys)?;
     }
-    debug_assert!(FINANCIAL_ECHO.iter().all(|f| !financial || r.has(*f) || !request.has(*f)));
+    debug_assert!(FINANCIAL_ECHO
+        .iter()
+        .all(|f| !financial || r.has(*f) || !request.has(*f)));
     Ok(r)
 }

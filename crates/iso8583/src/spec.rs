@@ -119,7 +119,14 @@ const fn def(
     align: Align,
     sensitive: bool,
 ) -> FieldDef {
-    FieldDef { number, name, format, length, align, sensitive }
+    FieldDef {
+        number,
+        name,
+        format,
+        length,
+        align,
+        sensitive,
+    }
 }
 
 use Align::{Left as L, Right as R};
@@ -131,7 +138,14 @@ pub const FIELDS: [FieldDef; 31] = [
     def(2, "primary account number (PAN)", N, LlVar(19), L, true),
     def(3, "processing code", N, Fixed(6), L, false),
     def(4, "amount, in fen", N, Fixed(12), L, false),
-    def(11, "system trace audit number (STAN)", N, Fixed(6), L, false),
+    def(
+        11,
+        "system trace audit number (STAN)",
+        N,
+        Fixed(6),
+        L,
+        false,
+    ),
     def(12, "local time hhmmss", N, Fixed(6), L, false),
     def(13, "local date MMDD", N, Fixed(4), L, false),
     def(14, "card expiry YYMM", N, Fixed(4), L, false),
@@ -143,7 +157,14 @@ pub const FIELDS: [FieldDef; 31] = [
     def(32, "acquiring institution id", N, LlVar(11), L, false),
     def(35, "track 2", Z, LlVar(37), L, true),
     def(36, "track 3", Z, LllVar(104), L, true),
-    def(37, "retrieval reference number (RRN)", An, Fixed(12), L, false),
+    def(
+        37,
+        "retrieval reference number (RRN)",
+        An,
+        Fixed(12),
+        L,
+        false,
+    ),
     def(38, "authorization code", An, Fixed(6), L, false),
     def(39, "response code", An, Fixed(2), L, false),
     def(41, "terminal id", Ans, Fixed(8), L, false),

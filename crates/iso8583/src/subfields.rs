@@ -15,11 +15,17 @@ pub struct SubfieldError {
 }
 
 fn err(field: u8, reason: impl Into<String>) -> SubfieldError {
-    SubfieldError { field, reason: reason.into() }
+    SubfieldError {
+        field,
+        reason: reason.into(),
+    }
 }
 
 fn digits_u64(s: &str) -> u64 {
-    s.bytes().fold(0u64, |acc, d| acc.wrapping_mul(10).wrapping_add(u64::from(d.wrapping_sub(b'0'))))
+    s.bytes().fold(0u64, |acc, d| {
+        acc.wrapping_mul(10)
+            .wrapping_add(u64::from(d.wrapping_sub(b'0')))
+    })
 }
 
 fn check_digits(field: u8, s: &str) -> Result<(), SubfieldError> {
@@ -162,7 +168,10 @@ impl Field60 {
     pub fn parse(digits: &str) -> Result<Field60, SubfieldError> {
         check_digits(60, digits)?;
         if digits.len() < 11 {
-            return Err(err(60, format!("{} digits; 60.1-60.3 need 11", digits.len())));
+            return Err(err(
+                60,
+                format!("{} digits; 60.1-60.3 need 11", digits.len()),
+            ));
         }
         if digits.len() > 17 {
             return Err(err(60, format!("{} digits; at most 17", digits.len())));
@@ -179,7 +188,12 @@ impl Field60 {
     }
 
     pub fn to_digits(&self) -> String {
-        let mut s = format!("{:0>2}{:06}{:0>3}", self.message_type, self.batch % 1_000_000, self.network_code);
+        let mut s = format!(
+            "{:0>2}{:06}{:0>3}",
+            self.message_type,
+            self.batch % 1_000_000,
+            self.network_code
+        );
         if let Some(d) = self.read_capability {
             s.push(char::from(b'0' + d % 10));
             if let Some(d) = self.ic_condition {
@@ -215,7 +229,10 @@ impl Field61 {
     pub fn parse(digits: &str) -> Result<Field61, SubfieldError> {
         check_digits(61, digits)?;
         if digits.len() < 16 {
-            return Err(err(61, format!("{} digits; 61.1-61.3 need 16", digits.len())));
+            return Err(err(
+                61,
+                format!("{} digits; 61.1-61.3 need 16", digits.len()),
+            ));
         }
         Ok(Field61 {
             original_batch: digits_u64(&digits[..6]) as u32,
@@ -251,7 +268,10 @@ impl WorkingKeys {
 
     pub fn parse(bytes: &[u8]) -> Result<WorkingKeys, SubfieldError> {
         if bytes.len() != Self::LEN {
-            return Err(err(62, format!("{} bytes; working keys are 40", bytes.len())));
+            return Err(err(
+                62,
+                format!("{} bytes; working keys are 40", bytes.len()),
+            ));
         }
         let mut k = WorkingKeys {
             pin_key_encrypted: [0; 16],
@@ -340,7 +360,10 @@ impl SettlementTotals {
     pub fn parse(digits: &str) -> Result<SettlementTotals, SubfieldError> {
         check_digits(48, digits)?;
         if digits.len() != Self::DIGITS {
-            return Err(err(48, format!("{} digits; settlement totals are 62", digits.len())));
+            return Err(err(
+                48,
+                format!("{} digits; settlement totals are 62", digits.len()),
+            ));
         }
         Ok(SettlementTotals {
             domestic: Totals::parse(&digits[..31]),
@@ -387,14 +410,19 @@ impl UploadItems {
         if digits.len() != 2 + count * Self::ITEM_DIGITS {
             return Err(err(
                 48,
-                format!("{} digits for {count} items; expected {}", digits.len(), 2 + count * 40),
+                format!(
+                    "{} digits for {count} items; expected {}",
+                    digits.len(),
+                    2 + count * 40
+                ),
             ));
         }
         let mut items = Vec::with_capacity(count);
         for i in 0..count {
             let d = &digits[2 + i * 40..2 + (i + 1) * 40];
             let pan_digits = d[8..28].trim_start_matches('0');
-            let pan = Pan::new(pan_digits).ok_or_else(|| err(48, format!("item {}: bad PAN", i + 1)))?;
+            let pan =
+                Pan::new(pan_digits).ok_or_else(|| err(48, format!("item {}: bad PAN", i + 1)))?;
             items.push(UploadItem {
                 card_scheme: d[..2].to_owned(),
                 stan: digits_u64(&d[2..8]) as u32,
@@ -430,9 +458,14 @@ impl UploadEnd {
     pub fn parse(digits: &str) -> Result<UploadEnd, SubfieldError> {
         check_digits(48, digits)?;
         if digits.len() != 4 {
-            return Err(err(48, format!("{} digits; end of upload count is 4", digits.len())));
+            return Err(err(
+                48,
+                format!("{} digits; end of upload count is 4", digits.len()),
+            ));
         }
-        Ok(UploadEnd { total_items: digits_u64(digits) as u16 })
+        Ok(UploadEnd {
+            total_items: digits_u64(digits) as u16,
+        })
     }
 
     pub fn to_digits(&self) -> String {

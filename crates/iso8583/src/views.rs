@@ -41,13 +41,19 @@ impl ViewError {
 
     /// True for the `30` (format error) cases.
     pub fn is_format_error(&self) -> bool {
-        matches!(self, ViewError::Missing { .. } | ViewError::Malformed { .. })
+        matches!(
+            self,
+            ViewError::Missing { .. } | ViewError::Malformed { .. }
+        )
     }
 }
 
 impl From<SubfieldError> for ViewError {
     fn from(e: SubfieldError) -> ViewError {
-        ViewError::Malformed { field: e.field, reason: e.reason }
+        ViewError::Malformed {
+            field: e.field,
+            reason: e.reason,
+        }
     }
 }
 
@@ -153,7 +159,9 @@ impl FinancialKind {
     }
 
     fn by_message_type(code: &str) -> Option<FinancialKind> {
-        FinancialKind::ALL.into_iter().find(|k| k.combination().3 == code)
+        FinancialKind::ALL
+            .into_iter()
+            .find(|k| k.combination().3 == code)
     }
 }
 
@@ -230,12 +238,16 @@ pub struct FinancialRequest {
 impl FinancialRequest {
     /// The PAN: field 2, else the digits of track 2 before `D`.
     pub fn card_pan(&self) -> Option<Pan> {
-        self.pan.clone().or_else(|| self.track2.as_ref().and_then(|t| Pan::new(t.pan_part())))
+        self.pan
+            .clone()
+            .or_else(|| self.track2.as_ref().and_then(|t| Pan::new(t.pan_part())))
     }
 
     /// Field 14, else YYMM from track 2.
     pub fn card_expiry(&self) -> Option<&str> {
-        self.expiry.as_deref().or_else(|| self.track2.as_ref().and_then(|t| t.expiry()))
+        self.expiry
+            .as_deref()
+            .or_else(|| self.track2.as_ref().and_then(|t| t.expiry()))
     }
 
     /// Manual entry (22 = 01x).
@@ -294,7 +306,10 @@ impl FinancialRequest {
         if context.network_code != "000" {
             return Err(ViewError::Malformed {
                 field: 60,
-                reason: format!("60.3 is {}; financial messages carry 000", context.network_code),
+                reason: format!(
+                    "60.3 is {}; financial messages carry 000",
+                    context.network_code
+                ),
             });
         }
         let original = m.get_str(61).map(Field61::parse).transpose()?;
@@ -319,7 +334,9 @@ impl FinancialRequest {
         for &f in kind.extra_fields() {
             require(m, f)?;
         }
-        let pan = m.get_str(2).map(|p| Pan::new(p).ok_or_else(|| malformed(2, "bad PAN")));
+        let pan = m
+            .get_str(2)
+            .map(|p| Pan::new(p).ok_or_else(|| malformed(2, "bad PAN")));
         let pan = pan.transpose()?;
         let track2 = m.get_str(35).map(TrackData::new);
         match (&pan, &track2) {
@@ -462,7 +479,10 @@ impl Request {
             400 => {
                 require(m, 39)?;
                 let original = FinancialRequest::parse(m)?;
-                Ok(Request::Reversal(Reversal { reason: text(m, 39)?.to_owned(), original }))
+                Ok(Request::Reversal(Reversal {
+                    reason: text(m, 39)?.to_owned(),
+                    original,
+                }))
             }
             800 => {
                 for f in [11, 41, 42, 60, 63] {
@@ -672,7 +692,10 @@ fn management_context(m: &Message, network_codes: &[&str]) -> Result<Field60, Vi
 }
 
 fn malformed(field: u8, reason: &str) -> ViewError {
-    ViewError::Malformed { field, reason: reason.to_owned() }
+    ViewError::Malformed {
+        field,
+        reason: reason.to_owned(),
+    }
 }
 
 fn require(m: &Message, field: u8) -> Result<(), ViewError> {
@@ -704,7 +727,10 @@ fn mac(m: &Message) -> Option<[u8; 8]> {
 }
 
 pub(crate) fn digits_u64(s: &str) -> u64 {
-    s.bytes().fold(0u64, |acc, d| acc.wrapping_mul(10).wrapping_add(u64::from(d.wrapping_sub(b'0'))))
+    s.bytes().fold(0u64, |acc, d| {
+        acc.wrapping_mul(10)
+            .wrapping_add(u64::from(d.wrapping_sub(b'0')))
+    })
 }
 
 fn set_opt(m: &mut Message, field: u8, v: Option<&str>) -> Result<(), FieldError> {
@@ -715,7 +741,11 @@ fn set_opt(m: &mut Message, field: u8, v: Option<&str>) -> Result<(), FieldError
 }
 
 /// Sets 41 and 42, right-padded with spaces to 8 and 15.
-pub(crate) fn set_ids(m: &mut Message, terminal_id: &str, merchant_id: &str) -> Result<(), FieldError> {
+pub(crate) fn set_ids(
+    m: &mut Message,
+    terminal_id: &str,
+    merchant_id: &str,
+) -> Result<(), FieldError> {
     m.set(41, format!("{terminal_id:<8}"))?;
     m.set(42, format!("{merchant_id:<15}"))
 }

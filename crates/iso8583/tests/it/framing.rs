@@ -29,14 +29,27 @@ fn need_more_counts_the_missing_bytes() {
     let (_, v) = &all_vectors()[0];
     let w = wire(v);
     let mut dec = FrameDecoder::new();
-    assert_eq!(dec.next_frame().unwrap(), FrameStatus::NeedMore { needed: 2 });
+    assert_eq!(
+        dec.next_frame().unwrap(),
+        FrameStatus::NeedMore { needed: 2 }
+    );
     dec.push(&w[..1]);
-    assert_eq!(dec.next_frame().unwrap(), FrameStatus::NeedMore { needed: 1 });
+    assert_eq!(
+        dec.next_frame().unwrap(),
+        FrameStatus::NeedMore { needed: 1 }
+    );
     assert!(dec.is_mid_frame());
     dec.push(&w[1..10]);
-    assert_eq!(dec.next_frame().unwrap(), FrameStatus::NeedMore { needed: w.len() - 10 });
+    assert_eq!(
+        dec.next_frame().unwrap(),
+        FrameStatus::NeedMore {
+            needed: w.len() - 10
+        }
+    );
     dec.push(&w[10..]);
-    let FrameStatus::Frame(body) = dec.next_frame().unwrap() else { panic!("no frame") };
+    let FrameStatus::Frame(body) = dec.next_frame().unwrap() else {
+        panic!("no frame")
+    };
     assert!(Message::decode(&body).is_ok());
 }
 

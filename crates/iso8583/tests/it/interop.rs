@@ -38,10 +38,19 @@ fn script() -> PathBuf {
 fn pyiso8583_encoded_messages_decode_identically() {
     let out = Command::new(python())
         .arg(script())
-        .args(["gen", &vectors_dir().to_string_lossy(), &SEED.to_string(), &PER_TEMPLATE.to_string()])
+        .args([
+            "gen",
+            &vectors_dir().to_string_lossy(),
+            &SEED.to_string(),
+            &PER_TEMPLATE.to_string(),
+        ])
         .output()
         .expect("run interop.py gen");
-    assert!(out.status.success(), "interop.py gen: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "interop.py gen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let messages: Vec<Value> = serde_json::from_slice(&out.stdout).expect("gen JSON");
     assert!(messages.len() >= 75 * PER_TEMPLATE);
     for m in &messages {
@@ -51,7 +60,12 @@ fn pyiso8583_encoded_messages_decode_identically() {
         let want = message_of(m);
         assert_eq!(decoded, want, "{}", m["template"]);
         assert_eq!(text_fields(&decoded), crate::support::fields_of(m));
-        assert_eq!(decoded.to_frame().unwrap(), wire, "{}: re-encoding", m["template"]);
+        assert_eq!(
+            decoded.to_frame().unwrap(),
+            wire,
+            "{}: re-encoding",
+            m["template"]
+        );
     }
 }
 
@@ -63,8 +77,10 @@ fn rust_encoded_messages_decode_identically_in_pyiso8583() {
         let template = message_of(&v);
         for _ in 0..PER_TEMPLATE {
             let m = random_like(&mut rng, &template);
-            let fields: serde_json::Map<String, Value> =
-                text_fields(&m).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            let fields: serde_json::Map<String, Value> = text_fields(&m)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
             messages.push(json!({
                 "template": format!("{file}/{}", v["name"]),
                 "mti": m.mti().to_string(),

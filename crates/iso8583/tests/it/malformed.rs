@@ -33,7 +33,9 @@ fn host_action(wire: &[u8]) -> Action {
             Ok(FrameStatus::NeedMore { .. }) => {}
         }
     }
-    let Some(body) = body else { return Action::WaitForMore };
+    let Some(body) = body else {
+        return Action::WaitForMore;
+    };
     match Message::decode(&body) {
         Err(_) => match format_error_reply_for_body(&body) {
             Some(r) => Action::Reply30(Box::new(r)),
@@ -59,11 +61,19 @@ fn check(v: &Value) {
         ("close", Action::Close) => {}
         ("close_after_frame_timeout", Action::WaitForMore) => {}
         ("reply_30", Action::Reply30(reply)) => {
-            assert_eq!(reply.mti().to_string(), expected["reply_mti"].as_str().unwrap(), "{name}");
+            assert_eq!(
+                reply.mti().to_string(),
+                expected["reply_mti"].as_str().unwrap(),
+                "{name}"
+            );
             let fields = text_fields(reply);
             for (k, want) in expected["reply_fields"].as_object().unwrap() {
                 let f: u8 = k.parse().unwrap();
-                assert_eq!(fields.get(&f).map(String::as_str), want.as_str(), "{name} field {f}");
+                assert_eq!(
+                    fields.get(&f).map(String::as_str),
+                    want.as_str(),
+                    "{name} field {f}"
+                );
             }
             let optional: Vec<u8> = expected["reply_optional_fields"]
                 .as_array()
@@ -83,7 +93,10 @@ fn check(v: &Value) {
             let example = Message::decode(&example[2..]).unwrap();
             assert_eq!(reply.envelope(), example.envelope(), "{name}: envelope");
             let frame = reply.to_frame().unwrap();
-            assert!(Message::decode(&frame[2..]).is_ok(), "{name}: reply re-decodes");
+            assert!(
+                Message::decode(&frame[2..]).is_ok(),
+                "{name}: reply re-decodes"
+            );
         }
         (want, got) => panic!("{name}: expected {want}, got {got:?}"),
     }
@@ -134,7 +147,10 @@ fn secondary_bitmap_is_a_format_error_that_still_reaches_field_11() {
     let mut body = purchase.encode();
     body[13] |= 0x80;
     body.splice(21..21, [0u8; 8]);
-    assert!(matches!(Message::decode(&body), Err(iso8583::DecodeError::SecondaryBitmap)));
+    assert!(matches!(
+        Message::decode(&body),
+        Err(iso8583::DecodeError::SecondaryBitmap)
+    ));
     let reply = format_error_reply_for_body(&body).expect("30 reply");
     assert_eq!(reply.get_str(39), Some("30"));
     assert_eq!(reply.get_str(11), purchase.get_str(11));
@@ -145,6 +161,9 @@ fn trailing_bytes_are_a_format_error() {
     let v = load("purchase.json");
     let mut body = crate::support::message_of(&v["vectors"][0]).encode();
     body.push(0);
-    assert!(matches!(Message::decode(&body), Err(iso8583::DecodeError::TrailingBytes(1))));
+    assert!(matches!(
+        Message::decode(&body),
+        Err(iso8583::DecodeError::TrailingBytes(1))
+    ));
     assert!(format_error_reply_for_body(&body).is_some());
 }

@@ -17,7 +17,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             for (i, def) in FIELDS.iter().enumerate() {
                 if mask & (1 << i) != 0 {
-                    m.set(def.number, random_value(&mut rng, def.number)).unwrap();
+                    m.set(def.number, random_value(&mut rng, def.number))
+                        .unwrap();
                 }
             }
             m

@@ -26,7 +26,10 @@ pub fn all_vectors() -> Vec<(String, Value)> {
         .filter(|n| n.ends_with(".json") && n != "malformed.json")
         .collect();
     files.sort();
-    assert!(files.len() >= 16, "expected the shared vector files, found {files:?}");
+    assert!(
+        files.len() >= 16,
+        "expected the shared vector files, found {files:?}"
+    );
     let mut out = Vec::new();
     for f in files {
         let v = load(&f);
@@ -42,7 +45,12 @@ pub fn fields_of(v: &Value) -> BTreeMap<u8, String> {
         .as_object()
         .expect("fields")
         .iter()
-        .map(|(k, v)| (k.parse().expect("field number"), v.as_str().expect("str").to_owned()))
+        .map(|(k, v)| {
+            (
+                k.parse().expect("field number"),
+                v.as_str().expect("str").to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -56,14 +64,17 @@ pub fn message_of(v: &Value) -> Message {
     let mti = Mti::parse(v["mti"].as_str().expect("mti")).expect("mti");
     let mut m = Message::new(env, mti);
     for (f, val) in fields_of(v) {
-        m.set_text(f, &val).unwrap_or_else(|e| panic!("{}: {e}", v["name"]));
+        m.set_text(f, &val)
+            .unwrap_or_else(|e| panic!("{}: {e}", v["name"]));
     }
     m
 }
 
 /// A message's fields in the vectors' convention.
 pub fn text_fields(m: &Message) -> BTreeMap<u8, String> {
-    m.field_numbers().map(|f| (f, m.get_text(f).expect("present"))).collect()
+    m.field_numbers()
+        .map(|f| (f, m.get_text(f).expect("present")))
+        .collect()
 }
 
 /// A random valid value for `field` (logical form), from the field table.

@@ -14,13 +14,21 @@ fn every_vector_decodes_to_its_fields() {
         let len = usize::from(u16::from_be_bytes([w[0], w[1]]));
         assert_eq!(len, w.len() - 2, "{name}: length prefix");
         let m = Message::decode(&w[2..]).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(m.mti(), Mti::parse(v["mti"].as_str().unwrap()).unwrap(), "{name}");
+        assert_eq!(
+            m.mti(),
+            Mti::parse(v["mti"].as_str().unwrap()).unwrap(),
+            "{name}"
+        );
         assert_eq!(
             hex::encode_upper(m.envelope().to_bytes()),
             v["tpdu_header_hex"].as_str().unwrap().to_uppercase(),
             "{name}"
         );
-        assert_eq!(format!("{:016X}", m.bitmap()), v["bitmap_hex"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            format!("{:016X}", m.bitmap()),
+            v["bitmap_hex"].as_str().unwrap(),
+            "{name}"
+        );
         assert_eq!(text_fields(&m), fields_of(v), "{name}");
     }
 }
@@ -41,7 +49,9 @@ fn every_vector_encodes_to_its_bytes() {
 #[test]
 fn subfield_annotations_match_the_views() {
     for (file, v) in all_vectors() {
-        let Some(subs) = v.get("subfields").and_then(|s| s.as_object()) else { continue };
+        let Some(subs) = v.get("subfields").and_then(|s| s.as_object()) else {
+            continue;
+        };
         let m = message_of(&v);
         let json = iso8583::decode_to_json_value(&m.to_frame().unwrap()).unwrap();
         for (field, expected) in subs {
@@ -76,12 +86,20 @@ fn debug_and_description_mask_card_data() {
         .clone();
     let m = message_of(&pin_track3);
     let dbg = format!("{m:?}");
-    let json = iso8583::decode_to_json_value(&m.to_frame().unwrap()).unwrap().to_string();
+    let json = iso8583::decode_to_json_value(&m.to_frame().unwrap())
+        .unwrap()
+        .to_string();
     for out in [&dbg, &json] {
         assert!(!out.contains("6228489876541234"), "clear PAN in {out}");
         assert!(!out.contains("D2812201"), "clear track 2 in {out}");
-        assert!(!out.contains("4AD5BC3B7E6C7DFB"), "clear PIN block in {out}");
-        assert!(out.contains("622848******1234"), "masked PAN missing in {out}");
+        assert!(
+            !out.contains("4AD5BC3B7E6C7DFB"),
+            "clear PIN block in {out}"
+        );
+        assert!(
+            out.contains("622848******1234"),
+            "masked PAN missing in {out}"
+        );
     }
     assert!(json.contains("\"transaction\":\"purchase\""), "{json}");
 }

@@ -44,7 +44,10 @@ fn every_request_vector_is_its_transaction_and_round_trips() {
         }
         let name = v["name"].as_str().unwrap();
         let m = message_of(&v);
-        match (Request::from_message(&m), v.get("expected_reply_code").and_then(Value::as_str)) {
+        match (
+            Request::from_message(&m),
+            v.get("expected_reply_code").and_then(Value::as_str),
+        ) {
             (Err(e @ ViewError::Unsupported(_)), Some("40")) => {
                 assert_eq!(e.response_code(), Some("40"));
                 continue;
@@ -67,8 +70,12 @@ fn every_request_vector_is_its_transaction_and_round_trips() {
 fn view_values() {
     let v = crate::support::load("batch_upload.json");
     let m = message_of(&v["vectors"][0]);
-    let Request::BatchUpload(u) = Request::from_message(&m).unwrap() else { panic!() };
-    let UploadContent::Items(items) = &u.content else { panic!() };
+    let Request::BatchUpload(u) = Request::from_message(&m).unwrap() else {
+        panic!()
+    };
+    let UploadContent::Items(items) = &u.content else {
+        panic!()
+    };
     assert_eq!(items.items.len(), 8);
     assert_eq!(items.items[0].stan, 8);
     assert_eq!(items.items[0].pan.expose(), "6222020123456784321");
@@ -78,9 +85,14 @@ fn view_values() {
 
     let v = crate::support::load("void.json");
     let m = message_of(&v["vectors"][0]);
-    let Request::Financial(f) = Request::from_message(&m).unwrap() else { panic!() };
+    let Request::Financial(f) = Request::from_message(&m).unwrap() else {
+        panic!()
+    };
     let o = f.original.unwrap();
-    assert_eq!((o.original_batch, o.original_stan, o.original_date.as_str()), (1, 8, "1125"));
+    assert_eq!(
+        (o.original_batch, o.original_stan, o.original_date.as_str()),
+        (1, 8, "1125")
+    );
     assert_eq!(f.amount_fen, Some(12345));
     assert_eq!(f.terminal_id, "10000001");
     assert!(format!("{:?}", f.pan).contains("622202*********4321"));
@@ -120,23 +132,34 @@ fn format_errors_name_the_field_before_unsupported_combinations() {
     ));
     let mut as_0100 = purchase.clone();
     as_0100.set_mti(iso8583::Mti::AUTH_REQUEST);
-    assert!(matches!(Request::from_message(&as_0100), Err(ViewError::Unsupported(_))));
+    assert!(matches!(
+        Request::from_message(&as_0100),
+        Err(ViewError::Unsupported(_))
+    ));
     let mut reply = purchase.clone();
     reply.set_mti(iso8583::Mti::FINANCIAL_RESPONSE);
-    assert_eq!(Request::from_message(&reply).unwrap_err().response_code(), None);
+    assert_eq!(
+        Request::from_message(&reply).unwrap_err().response_code(),
+        None
+    );
 }
 
 /// The request a reply vector answers: same file, request MTI, same 11 and echoed fields.
 fn request_for<'a>(file: &str, reply: &Value, all: &'a [(String, Value)]) -> Option<&'a Value> {
     let rf = reply["fields"].as_object().unwrap();
-    all.iter().filter(|(f, v)| f == file && v["role"] == "request").map(|(_, v)| v).find(|req| {
-        let q = req["fields"].as_object().unwrap();
-        let reply_mti: u16 = reply["mti"].as_str().unwrap().parse().unwrap();
-        let req_mti: u16 = req["mti"].as_str().unwrap().parse().unwrap();
-        req_mti + 10 == reply_mti
-            && q.get("11") == rf.get("11")
-            && [2, 3, 4, 41].iter().all(|f| q.get(&f.to_string()) == rf.get(&f.to_string()))
-    })
+    all.iter()
+        .filter(|(f, v)| f == file && v["role"] == "request")
+        .map(|(_, v)| v)
+        .find(|req| {
+            let q = req["fields"].as_object().unwrap();
+            let reply_mti: u16 = reply["mti"].as_str().unwrap().parse().unwrap();
+            let req_mti: u16 = req["mti"].as_str().unwrap().parse().unwrap();
+            req_mti + 10 == reply_mti
+                && q.get("11") == rf.get("11")
+                && [2, 3, 4, 41]
+                    .iter()
+                    .all(|f| q.get(&f.to_string()) == rf.get(&f.to_string()))
+        })
 }
 
 #[test]
@@ -147,7 +170,9 @@ fn every_reply_vector_is_built_from_its_request() {
         if v["role"] != "response" {
             continue;
         }
-        let Some(req) = request_for(file, v, &all) else { continue };
+        let Some(req) = request_for(file, v, &all) else {
+            continue;
+        };
         let name = v["name"].as_str().unwrap();
         let request = message_of(req);
         let want = message_of(v);
@@ -171,5 +196,8 @@ fn every_reply_vector_is_built_from_its_request() {
         assert_eq!(got, want, "{file}/{name}");
         built += 1;
     }
-    assert!(built >= 20, "only {built} replies paired with their requests");
+    assert!(
+        built >= 20,
+        "only {built} replies paired with their requests"
+    );
 }
