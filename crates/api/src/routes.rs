@@ -227,6 +227,7 @@ pub async fn terminals(State(state): State<AppState>, caller: Caller, uri: axum:
     let p = crate::params::Params::parse(uri.query(), &["merchant_id"])?;
     let merchant_id = p.parse_one("merchant_id", |s| MerchantId::parse(s).map_err(|e| e.to_string()))?;
     let scope = caller.scope();
+    crate::txns::require_visible(&scope, merchant_id.as_ref())?;
     let (list, zones) = state
         .blocking(move |store| {
             let list = store.list_terminals(&scope, merchant_id.as_ref())?;

@@ -57,6 +57,14 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
         .map_err(|_| format!("{s:?} is neither a YYYY-MM-DD date nor an RFC 3339 instant"))
 }
 
+/// A merchant outside the caller's scope answers exactly like one that does not exist.
+pub fn require_visible(scope: &store::Scope, merchant_id: Option<&MerchantId>) -> ApiResult<()> {
+    match merchant_id {
+        Some(m) if !scope.allows_merchant(m) => Err(ApiError::not_found("merchant")),
+        _ => Ok(()),
+    }
+}
+
 fn err_str<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -66,6 +74,7 @@ pub async fn parse_list_query(state: &AppState, caller: &Caller, p: &Params, now
     caller.require_reader()?;
     let scope = caller.scope();
     let merchant_id = p.parse_one("merchant_id", |s| MerchantId::parse(s).map_err(err_str))?;
+    require_visible(&scope, merchant_id.as_ref())?;
     // The zone that dates are read in: the merchant asked about, else the caller's own.
     let zone_merchant = merchant_id.clone().or_else(|| caller.own_merchant().cloned());
     let clock = match zone_merchant {
@@ -98,7 +107,8 @@ pub async fn parse_list_query(state: &AppState, caller: &Caller, p: &Params, now
             let from_t = from.as_ref().map(start).unwrap_or_else(|| {
                 if to.is_some() { to_t - Duration::days(1) } else { clock.start_of_day(today) }
             });
-            if to_t < from_t {
+            let dates_reversed = matches!((&from, &to), (Some(Bound::Date(f)), Some(Bound::Date(t))) if t < f);
+            if to_t < from_t || dates_reversed {
                 return Err(ApiError::bad_param("to", "to is before from"));
             }
             if to_t - from_t > Duration::days(RANGE_DAYS_MAX) {
@@ -268,6 +278,7 @@ pub async fn settlements(State(state): State<AppState>, caller: Caller, uri: Uri
     caller.require_reader()?;
     let p = Params::parse(uri.query(), &["from", "to", "merchant_id"])?;
     let merchant_id = p.parse_one("merchant_id", |s| MerchantId::parse(s).map_err(err_str))?;
+    require_visible(&caller.scope(), merchant_id.as_ref())?;
     let date = |s: &str| SettlementDate::parse(s).map_err(err_str);
     let from = p.parse_one("from", date)?.ok_or_else(|| ApiError::bad_param("from", "from (YYYY-MM-DD) is required"))?;
     let to = p.parse_one("to", date)?.unwrap_or(from);

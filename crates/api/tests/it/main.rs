@@ -1,0 +1,11 @@
+//! The HTTP API driven through the router (`oneshot`), against a real SQLite store in a
+//! temporary directory.
+
+mod support;
+
+mod auth;
+mod authz;
+mod bad_input;
+mod export;
+mod ingest;
+mod query;
