@@ -304,12 +304,28 @@ impl Story {
     }
 
     /// Amount, card and the local date: what a merchant reads off a customer's complaint.
-    fn expected(&self) -> Expected {
-        Expected {
-            amount: Some(self.target.amount),
-            card_last4: self.target.card_last4.clone(),
-            time: Some(ExpectedTime::LocalDate(self.day)),
-            ..Expected::default()
+    /// What a merchant reads off a customer's complaint or a receipt, in one of three forms:
+    /// amount + card + date; amount + approximate time; or the receipt's RRN alone (only when
+    /// the host assigned one). Call it after the story has shaped the target.
+    fn expected(&mut self) -> Expected {
+        let by_receipt = self.target.rrn.is_some() && self.rng.chance(25);
+        let by_card = self.target.card_last4.is_some() && self.rng.chance(60);
+        if by_receipt {
+            Expected { rrn: self.target.rrn.clone(), ..Expected::default() }
+        } else if by_card {
+            Expected {
+                amount: Some(self.target.amount),
+                card_last4: self.target.card_last4.clone(),
+                time: Some(ExpectedTime::LocalDate(self.day)),
+                ..Expected::default()
+            }
+        } else {
+            let jitter = self.rng.range(-15, 16);
+            Expected {
+                amount: Some(self.target.amount),
+                time: Some(ExpectedTime::Instant(self.target.txn_time + Duration::minutes(jitter))),
+                ..Expected::default()
+            }
         }
     }
 

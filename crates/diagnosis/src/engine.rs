@@ -139,8 +139,6 @@ struct Context<'a> {
     terminals: Vec<&'a TerminalFacts>,
     recon_missing: HashMap<&'a str, (&'a str, SettlementDate)>,
     description: Description,
-    /// Whether the merchant being diagnosed is within the user's scope at all.
-    merchant_in_scope: bool,
 }
 
 /// The searched range, sanitised.
@@ -235,7 +233,6 @@ impl<'a> Context<'a> {
             terminals,
             recon_missing,
             description,
-            merchant_in_scope,
         }
     }
 
@@ -1409,7 +1406,6 @@ impl<'a> Context<'a> {
         let en_details = if details_en.is_empty() { "your description".to_owned() } else { details_en.join(", ") };
         let scope_zh = if self.facts.scope.terminal_ids.is_some() { "您可查看的终端" } else { "本商户所有终端" };
         let scope_en = if self.facts.scope.terminal_ids.is_some() { "the terminals you can see" } else { "all of the merchant's terminals" };
-        let _ = self.merchant_in_scope;
         Finding {
             code: Code::NotFound,
             severity: Severity::Warning,

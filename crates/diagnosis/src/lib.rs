@@ -22,6 +22,22 @@
 //! windows near the question and now; the retention period; and whether a typed terminal id
 //! exists under another merchant (a boolean, shown only to bank roles).
 //!
+//! # Usage
+//!
+//! ```text
+//! POST /api/v1/diagnose:
+//!   let question = Question::new(query, expected)?;        // QuestionError -> 400 problem
+//!   let facts = Facts { .. };                                // gathered by the store
+//!   let diagnosis = diagnose(&question, &facts);             // findings + checked
+//! GET /api/v1/transactions (empty page):
+//!   let hints = hints(&list_query, &facts);                  // at most HINTS_MAX findings
+//! every list response:
+//!   let warnings = warnings(&facts);                         // maintenance, account, sync
+//! ```
+//!
+//! The edge converts [`Finding`] by hand: `code.as_str()`, `severity.as_str()`, message and
+//! next step `{zh, en}`, evidence entries in order, `transaction_ids`.
+//!
 //! # Scoping
 //!
 //! A merchant's diagnosis never reveals another merchant's data, not even that it exists.

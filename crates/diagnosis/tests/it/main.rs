@@ -613,6 +613,8 @@ fn a_better_match_outranks_a_weaker_one() {
 // ---------------------------------------------------------------------------------------------
 // The generator: 100% of cases must put the true cause first.
 
+const SEEDS: [u64; 8] = [1, 2, 3, 4, 5, 6, 7, 20261125];
+
 #[test]
 fn generated_cases_put_the_true_cause_first() {
     let n = cases::story_count() * 2;
@@ -620,7 +622,7 @@ fn generated_cases_put_the_true_cause_first() {
     let mut total = 0usize;
     let mut correct = 0usize;
     let mut wrong = Vec::new();
-    for seed in [1u64, 2, 3, 20261125] {
+    for seed in SEEDS {
         for case in cases::generate(seed, n) {
             total += 1;
             let d = diagnose(&case.question, &case.facts);
