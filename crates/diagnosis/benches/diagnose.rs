@@ -9,14 +9,23 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("diagnose");
     for candidates in [50usize, 500, 5_000] {
         let (question, facts) = diagnosis::cases::realistic(7, candidates);
-        group.bench_with_input(BenchmarkId::new("candidates", candidates), &candidates, |b, _| {
-            b.iter(|| diagnosis::diagnose(black_box(&question), black_box(&facts)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("candidates", candidates),
+            &candidates,
+            |b, _| b.iter(|| diagnosis::diagnose(black_box(&question), black_box(&facts))),
+        );
     }
     let (question, facts) = diagnosis::cases::realistic(7, 500);
-    let query = question.query.clone().expect("the realistic question has a query");
-    group.bench_function("hints_500", |b| b.iter(|| diagnosis::hints(black_box(&query), black_box(&facts))));
-    group.bench_function("warnings_500", |b| b.iter(|| diagnosis::warnings(black_box(&facts))));
+    let query = question
+        .query
+        .clone()
+        .expect("the realistic question has a query");
+    group.bench_function("hints_500", |b| {
+        b.iter(|| diagnosis::hints(black_box(&query), black_box(&facts)))
+    });
+    group.bench_function("warnings_500", |b| {
+        b.iter(|| diagnosis::warnings(black_box(&facts)))
+    });
     group.finish();
 }
 

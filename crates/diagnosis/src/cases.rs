@@ -9,13 +9,14 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use domain::{
-    Amount, AuthCode, BatchNo, Channel, MerchantClock, MerchantId, MerchantStatus, ResponseCode, Role, Rrn,
-    SettlementDate, Stan, TerminalId, TxnKind, TxnStatus,
+    Amount, AuthCode, BatchNo, Channel, MerchantClock, MerchantId, MerchantStatus, ResponseCode,
+    Role, Rrn, SettlementDate, Stan, TerminalId, TxnKind, TxnStatus,
 };
 
 use crate::facts::{
-    BatchSettlement, Candidate, ClearingDay, Facts, MaintenanceEffect, MaintenanceWindow, MerchantFacts, ReconItem,
-    ReconOutcome, Scope, TerminalFacts, TerminalStatus, TxnEvent, TxnEventKind, UploadItem,
+    BatchSettlement, Candidate, ClearingDay, Facts, MaintenanceEffect, MaintenanceWindow,
+    MerchantFacts, ReconItem, ReconOutcome, Scope, TerminalFacts, TerminalStatus, TxnEvent,
+    TxnEventKind, UploadItem,
 };
 use crate::finding::{Code, Text};
 use crate::question::{Expected, ExpectedTime, Filters, ListQuery, Question, SearchRange};
@@ -74,7 +75,9 @@ impl Rng {
     }
 
     fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + self.range(0, 10) as u8)).collect()
+        (0..n)
+            .map(|_| char::from(b'0' + self.range(0, 10) as u8))
+            .collect()
     }
 }
 
@@ -123,12 +126,23 @@ pub fn local_day(d: NaiveDate) -> SearchRange {
 }
 
 pub fn query(range: SearchRange, filters: Filters) -> ListQuery {
-    ListQuery { merchant_id: None, range, filters }
+    ListQuery {
+        merchant_id: None,
+        range,
+        filters,
+    }
 }
 
 /// An approved card purchase on `terminal`, in the settled batch, with the settlement date the
 /// merchant's clock gives.
-pub fn purchase(id: &str, terminal_index: usize, amount_fen: i64, last4: &str, at: DateTime<Utc>, rng: &mut Rng) -> Candidate {
+pub fn purchase(
+    id: &str,
+    terminal_index: usize,
+    amount_fen: i64,
+    last4: &str,
+    at: DateTime<Utc>,
+    rng: &mut Rng,
+) -> Candidate {
     Candidate {
         id: id.to_owned(),
         merchant_id: merchant_id(),
@@ -187,9 +201,20 @@ pub fn base_facts(rng: &mut Rng, noise: usize, avoid_amount_fen: i64, avoid_last
         }
         let mut last4 = rng.digits(4);
         if last4 == avoid_last4 {
-            last4 = if last4 == "0000" { "0001".into() } else { "0000".into() };
+            last4 = if last4 == "0000" {
+                "0001".into()
+            } else {
+                "0000".into()
+            };
         }
-        let mut c = purchase(&format!("noise-{i:05}"), rng.range(0, 3) as usize, amount, &last4, at, rng);
+        let mut c = purchase(
+            &format!("noise-{i:05}"),
+            rng.range(0, 3) as usize,
+            amount,
+            &last4,
+            at,
+            rng,
+        );
         if rng.chance(10) {
             c.status = TxnStatus::Declined;
             let code: &&str = rng.pick(&["05", "51", "55"]);
@@ -213,7 +238,11 @@ pub fn base_facts(rng: &mut Rng, noise: usize, avoid_amount_fen: i64, avoid_last
         .collect();
     Facts {
         now,
-        scope: Scope { role: Role::MerchantAdmin, merchant_ids: vec![merchant_id()], terminal_ids: None },
+        scope: Scope {
+            role: Role::MerchantAdmin,
+            merchant_ids: vec![merchant_id()],
+            terminal_ids: None,
+        },
         merchant: MerchantFacts {
             merchant_id: merchant_id(),
             clock,
@@ -294,7 +323,12 @@ impl Story {
         let noise = rng.range(20, 60) as usize;
         let facts = base_facts(&mut rng, noise, amount, &last4);
         let target = purchase("target-1", 0, amount, &last4, at, &mut rng);
-        Story { rng, facts, target, day }
+        Story {
+            rng,
+            facts,
+            target,
+            day,
+        }
     }
 
     fn at(&mut self, at: DateTime<Utc>) {
@@ -311,7 +345,10 @@ impl Story {
         let by_receipt = self.target.rrn.is_some() && self.rng.chance(25);
         let by_card = self.target.card_last4.is_some() && self.rng.chance(60);
         if by_receipt {
-            Expected { rrn: self.target.rrn.clone(), ..Expected::default() }
+            Expected {
+                rrn: self.target.rrn.clone(),
+                ..Expected::default()
+            }
         } else if by_card {
             Expected {
                 amount: Some(self.target.amount),
@@ -323,7 +360,9 @@ impl Story {
             let jitter = self.rng.range(-15, 16);
             Expected {
                 amount: Some(self.target.amount),
-                time: Some(ExpectedTime::Instant(self.target.txn_time + Duration::minutes(jitter))),
+                time: Some(ExpectedTime::Instant(
+                    self.target.txn_time + Duration::minutes(jitter),
+                )),
                 ..Expected::default()
             }
         }
@@ -334,12 +373,21 @@ impl Story {
         Expected {
             amount: Some(self.target.amount),
             card_last4: self.target.card_last4.clone(),
-            time: Some(ExpectedTime::Instant(self.target.txn_time + Duration::minutes(jitter))),
+            time: Some(ExpectedTime::Instant(
+                self.target.txn_time + Duration::minutes(jitter),
+            )),
             ..Expected::default()
         }
     }
 
-    fn event(&self, kind: TxnEventKind, id: &str, minutes_later: i64, amount: Amount, reason: Option<&str>) -> TxnEvent {
+    fn event(
+        &self,
+        kind: TxnEventKind,
+        id: &str,
+        minutes_later: i64,
+        amount: Amount,
+        reason: Option<&str>,
+    ) -> TxnEvent {
         TxnEvent {
             kind,
             transaction_id: id.to_owned(),
@@ -361,18 +409,50 @@ impl Story {
         let t = self.target.txn_time;
         let gap = Duration::minutes(self.rng.range(20, 91));
         let length = Duration::hours(self.rng.range(2, 7));
-        let (from, to) = if self.rng.chance(50) { (t + gap, t + gap + length) } else { (t - gap - length, t - gap) };
-        SearchRange::TxnTime { from, to, timezone: chrono_tz::Asia::Shanghai }
+        let (from, to) = if self.rng.chance(50) {
+            (t + gap, t + gap + length)
+        } else {
+            (t - gap - length, t - gap)
+        };
+        SearchRange::TxnTime {
+            from,
+            to,
+            timezone: chrono_tz::Asia::Shanghai,
+        }
     }
 
-    fn finish(mut self, name: &'static str, question: Question, true_cause: Code, why: &'static str) -> Case {
+    fn finish(
+        mut self,
+        name: &'static str,
+        question: Question,
+        true_cause: Code,
+        why: &'static str,
+    ) -> Case {
         self.facts.candidates.push(self.target);
-        Case { name, question, facts: self.facts, true_cause, why }
+        Case {
+            name,
+            question,
+            facts: self.facts,
+            true_cause,
+            why,
+        }
     }
 
     /// The target does not exist in the platform at all.
-    fn finish_without_target(self, name: &'static str, question: Question, true_cause: Code, why: &'static str) -> Case {
-        Case { name, question, facts: self.facts, true_cause, why }
+    fn finish_without_target(
+        self,
+        name: &'static str,
+        question: Question,
+        true_cause: Code,
+        why: &'static str,
+    ) -> Case {
+        Case {
+            name,
+            question,
+            facts: self.facts,
+            true_cause,
+            why,
+        }
     }
 }
 
@@ -384,7 +464,12 @@ fn outside_range(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     let q = query(s.range_missing_target(), Filters::default());
     let e = s.expected();
-    s.finish("outside_range", ask(Some(q), Some(e)), Code::OutsideRange, "approved, but 20-90 minutes outside the searched range")
+    s.finish(
+        "outside_range",
+        ask(Some(q), Some(e)),
+        Code::OutsideRange,
+        "approved, but 20-90 minutes outside the searched range",
+    )
 }
 
 fn settlement_date_shift(rng: &mut Rng) -> Case {
@@ -393,7 +478,10 @@ fn settlement_date_shift(rng: &mut Rng) -> Case {
     let minute = s.rng.range(0, 60) as u32;
     s.at(shanghai(day, 23, minute));
     let sd = SettlementDate::new(day);
-    let q = query(SearchRange::SettlementDate { from: sd, to: sd }, Filters::default());
+    let q = query(
+        SearchRange::SettlementDate { from: sd, to: sd },
+        Filters::default(),
+    );
     let e = s.expected();
     s.finish(
         "settlement_date_shift",
@@ -409,7 +497,14 @@ fn timezone(rng: &mut Rng) -> Case {
     let day = s.day;
     s.at(shanghai(day, hour, minute));
     let from = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let q = query(SearchRange::TxnTime { from, to: from + Duration::days(1), timezone: chrono_tz::UTC }, Filters::default());
+    let q = query(
+        SearchRange::TxnTime {
+            from,
+            to: from + Duration::days(1),
+            timezone: chrono_tz::UTC,
+        },
+        Filters::default(),
+    );
     let e = s.expected();
     s.finish(
         "timezone",
@@ -442,7 +537,12 @@ fn filtered_out(rng: &mut Rng) -> Case {
         }
     };
     let q = query(local_day(s.day), filters);
-    s.finish("filtered_out", ask(Some(q), Some(e)), Code::FilteredOut, "in range, but a channel, kind or amount filter excludes it")
+    s.finish(
+        "filtered_out",
+        ask(Some(q), Some(e)),
+        Code::FilteredOut,
+        "in range, but a channel, kind or amount filter excludes it",
+    )
 }
 
 fn declined_story(rng: &mut Rng, code: &str) -> Story {
@@ -453,7 +553,13 @@ fn declined_story(rng: &mut Rng, code: &str) -> Story {
 
 fn status_query(s: &mut Story) -> Option<ListQuery> {
     if s.rng.chance(50) {
-        Some(query(local_day(s.day), Filters { statuses: vec![TxnStatus::Approved], ..Filters::default() }))
+        Some(query(
+            local_day(s.day),
+            Filters {
+                statuses: vec![TxnStatus::Approved],
+                ..Filters::default()
+            },
+        ))
     } else {
         None
     }
@@ -464,17 +570,33 @@ fn declined(rng: &mut Rng) -> Case {
     let mut s = declined_story(rng, code);
     let q = status_query(&mut s);
     let e = s.expected_at();
-    s.finish("declined", ask(q, Some(e)), Code::Declined, "the issuer or host declined it; the list showed approved only")
+    s.finish(
+        "declined",
+        ask(q, Some(e)),
+        Code::Declined,
+        "the issuer or host declined it; the list showed approved only",
+    )
 }
 
 fn reversed(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     s.target.status = TxnStatus::Reversed;
-    let ev = s.event(TxnEventKind::ReversedBy, "reversal-1", 1, s.target.amount, Some("98"));
+    let ev = s.event(
+        TxnEventKind::ReversedBy,
+        "reversal-1",
+        1,
+        s.target.amount,
+        Some("98"),
+    );
     s.target.events.push(ev);
     let q = status_query(&mut s);
     let e = s.expected_at();
-    s.finish("reversed", ask(q, Some(e)), Code::Reversed, "the terminal timed out and reversed the sale")
+    s.finish(
+        "reversed",
+        ask(q, Some(e)),
+        Code::Reversed,
+        "the terminal timed out and reversed the sale",
+    )
 }
 
 fn voided(rng: &mut Rng) -> Case {
@@ -484,28 +606,57 @@ fn voided(rng: &mut Rng) -> Case {
     s.target.events.push(ev);
     let q = status_query(&mut s);
     let e = s.expected_at();
-    s.finish("voided", ask(q, Some(e)), Code::Voided, "the cashier voided it the same day")
+    s.finish(
+        "voided",
+        ask(q, Some(e)),
+        Code::Voided,
+        "the cashier voided it the same day",
+    )
 }
 
 fn refunded(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     let full = s.rng.chance(50);
-    let amount = if full { s.target.amount } else { fen(s.target.amount.fen() / 2) };
-    s.target.status = if full { TxnStatus::Refunded } else { TxnStatus::PartiallyRefunded };
+    let amount = if full {
+        s.target.amount
+    } else {
+        fen(s.target.amount.fen() / 2)
+    };
+    s.target.status = if full {
+        TxnStatus::Refunded
+    } else {
+        TxnStatus::PartiallyRefunded
+    };
     let ev = s.event(TxnEventKind::RefundedBy, "refund-1", 60 * 24, amount, None);
     s.target.events.push(ev);
     let q = status_query(&mut s);
     let e = s.expected_at();
-    s.finish("refunded", ask(q, Some(e)), Code::Refunded, "the sale was refunded later")
+    s.finish(
+        "refunded",
+        ask(q, Some(e)),
+        Code::Refunded,
+        "the sale was refunded later",
+    )
 }
 
 fn other_terminal(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     s.target.terminal_id = Some(terminal(1));
-    let q = query(local_day(s.day), Filters { terminal_ids: vec![TERMINAL_IDS[0].into()], ..Filters::default() });
+    let q = query(
+        local_day(s.day),
+        Filters {
+            terminal_ids: vec![TERMINAL_IDS[0].into()],
+            ..Filters::default()
+        },
+    );
     let mut e = s.expected();
     e.terminal_id = Some(TERMINAL_IDS[0].into());
-    s.finish("other_terminal", ask(Some(q), Some(e)), Code::OtherTerminal, "rung up on the merchant's second terminal")
+    s.finish(
+        "other_terminal",
+        ask(Some(q), Some(e)),
+        Code::OtherTerminal,
+        "rung up on the merchant's second terminal",
+    )
 }
 
 fn terminal_not_bound(rng: &mut Rng) -> Case {
@@ -526,12 +677,25 @@ fn merchant_id_mismatch(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     let mut typed: Vec<u8> = MERCHANT_ID.as_bytes().to_vec();
     let at = s.rng.range(5, 15) as usize;
-    typed[at] = if typed[at] == b'9' { b'8' } else { typed[at] + 1 };
+    typed[at] = if typed[at] == b'9' {
+        b'8'
+    } else {
+        typed[at] + 1
+    };
     let typed = String::from_utf8(typed).unwrap_or_default();
-    let q = ListQuery { merchant_id: Some(typed.clone()), range: local_day(s.day), filters: Filters::default() };
+    let q = ListQuery {
+        merchant_id: Some(typed.clone()),
+        range: local_day(s.day),
+        filters: Filters::default(),
+    };
     let mut e = s.expected();
     e.merchant_id = Some(typed);
-    s.finish_without_target("merchant_id_mismatch", ask(Some(q), Some(e)), Code::MerchantIdMismatch, "one digit of the merchant id mistyped")
+    s.finish_without_target(
+        "merchant_id_mismatch",
+        ask(Some(q), Some(e)),
+        Code::MerchantIdMismatch,
+        "one digit of the merchant id mistyped",
+    )
 }
 
 fn account_status(rng: &mut Rng, status: MerchantStatus, name: &'static str, code: Code) -> Case {
@@ -542,18 +706,38 @@ fn account_status(rng: &mut Rng, status: MerchantStatus, name: &'static str, cod
     let e = s.expected_at();
     if s.rng.chance(50) {
         s.decline("03");
-        s.finish(name, ask(None, Some(e)), code, "the account status made the host decline the sale with 03")
+        s.finish(
+            name,
+            ask(None, Some(e)),
+            code,
+            "the account status made the host decline the sale with 03",
+        )
     } else {
-        s.finish_without_target(name, ask(None, Some(e)), code, "the sale was attempted after the account status changed")
+        s.finish_without_target(
+            name,
+            ask(None, Some(e)),
+            code,
+            "the sale was attempted after the account status changed",
+        )
     }
 }
 
 fn account_frozen(rng: &mut Rng) -> Case {
-    account_status(rng, MerchantStatus::Frozen, "account_frozen", Code::AccountFrozen)
+    account_status(
+        rng,
+        MerchantStatus::Frozen,
+        "account_frozen",
+        Code::AccountFrozen,
+    )
 }
 
 fn account_closed(rng: &mut Rng) -> Case {
-    account_status(rng, MerchantStatus::Closed, "account_closed", Code::AccountClosed)
+    account_status(
+        rng,
+        MerchantStatus::Closed,
+        "account_closed",
+        Code::AccountClosed,
+    )
 }
 
 fn sync_pending(rng: &mut Rng) -> Case {
@@ -574,7 +758,12 @@ fn sync_pending(rng: &mut Rng) -> Case {
             terminal_id: Some(TERMINAL_IDS[t].into()),
             ..Expected::default()
         };
-        s.finish_without_target("sync_pending", ask(None, Some(e)), Code::SyncPending, "the terminal's batch upload has it; the host never did")
+        s.finish_without_target(
+            "sync_pending",
+            ask(None, Some(e)),
+            Code::SyncPending,
+            "the terminal's batch upload has it; the host never did",
+        )
     } else {
         s.facts.terminals[t].last_seen = Some(s.target.txn_time - Duration::hours(2));
         let mut e = s.expected_at();
@@ -588,7 +777,6 @@ fn sync_pending(rng: &mut Rng) -> Case {
     }
 }
 
-
 fn clearing_pending(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     let sd = s.target.settlement_date;
@@ -598,7 +786,12 @@ fn clearing_pending(rng: &mut Rng) -> Case {
         }
     }
     let e = s.expected_at();
-    s.finish("clearing_pending", ask(None, Some(e)), Code::ClearingPending, "approved, but the bank's card file for its date is not in")
+    s.finish(
+        "clearing_pending",
+        ask(None, Some(e)),
+        Code::ClearingPending,
+        "approved, but the bank's card file for its date is not in",
+    )
 }
 
 fn missing_at_bank(rng: &mut Rng) -> Case {
@@ -611,10 +804,19 @@ fn missing_at_bank(rng: &mut Rng) -> Case {
     };
     s.facts.reconciliation.push(item);
     let e = s.expected_at();
-    s.finish("missing_at_bank", ask(None, Some(e)), Code::MissingAtBank, "reconciliation found it absent from the bank's file")
+    s.finish(
+        "missing_at_bank",
+        ask(None, Some(e)),
+        Code::MissingAtBank,
+        "reconciliation found it absent from the bank's file",
+    )
 }
 
-fn maintenance_window(start: DateTime<Utc>, end: DateTime<Utc>, affects: Vec<MaintenanceEffect>) -> MaintenanceWindow {
+fn maintenance_window(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    affects: Vec<MaintenanceEffect>,
+) -> MaintenanceWindow {
     MaintenanceWindow {
         announcement_id: "ann-0001".into(),
         title: Text::new("系统升级", "System upgrade"),
@@ -628,17 +830,35 @@ fn maintenance(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     if s.rng.chance(50) {
         let t = s.target.txn_time;
-        let w = maintenance_window(t - Duration::minutes(30), t + Duration::minutes(90), vec![MaintenanceEffect::Capture]);
+        let w = maintenance_window(
+            t - Duration::minutes(30),
+            t + Duration::minutes(90),
+            vec![MaintenanceEffect::Capture],
+        );
         s.facts.maintenance.push(w);
         let e = s.expected_at();
-        s.finish_without_target("maintenance", ask(None, Some(e)), Code::Maintenance, "capture was down when the sale was made")
+        s.finish_without_target(
+            "maintenance",
+            ask(None, Some(e)),
+            Code::Maintenance,
+            "capture was down when the sale was made",
+        )
     } else {
         let now = s.facts.now;
-        let w = maintenance_window(now - Duration::minutes(30), now + Duration::minutes(60), vec![MaintenanceEffect::Query]);
+        let w = maintenance_window(
+            now - Duration::minutes(30),
+            now + Duration::minutes(60),
+            vec![MaintenanceEffect::Query],
+        );
         s.facts.maintenance.push(w);
         let q = query(local_day(s.day), Filters::default());
         let e = s.expected();
-        s.finish("maintenance", ask(Some(q), Some(e)), Code::Maintenance, "the record matches the query, but queries are under maintenance now")
+        s.finish(
+            "maintenance",
+            ask(Some(q), Some(e)),
+            Code::Maintenance,
+            "the record matches the query, but queries are under maintenance now",
+        )
     }
 }
 
@@ -650,7 +870,12 @@ fn retention(rng: &mut Rng) -> Case {
     s.facts.candidate_window = (at - Duration::days(3), at + Duration::days(3));
     let mut e = s.expected_at();
     e.time = Some(ExpectedTime::Instant(at));
-    s.finish_without_target("retention", ask(None, Some(e)), Code::Retention, "older than the 5-year retention period")
+    s.finish_without_target(
+        "retention",
+        ask(None, Some(e)),
+        Code::Retention,
+        "older than the 5-year retention period",
+    )
 }
 
 fn not_found(rng: &mut Rng) -> Case {
@@ -660,11 +885,17 @@ fn not_found(rng: &mut Rng) -> Case {
         // Another merchant's sale with the RRN asked about: it must stay invisible.
         let mut foreign = s.target.clone();
         foreign.id = "foreign-1".into();
-        foreign.merchant_id = MerchantId::parse(FOREIGN_MERCHANT_ID).unwrap_or_else(|_| merchant_id());
+        foreign.merchant_id =
+            MerchantId::parse(FOREIGN_MERCHANT_ID).unwrap_or_else(|_| merchant_id());
         e.rrn = foreign.rrn.clone();
         s.facts.candidates.push(foreign);
     }
-    s.finish_without_target("not_found", ask(None, Some(e)), Code::NotFound, "nothing matches anywhere the user may look")
+    s.finish_without_target(
+        "not_found",
+        ask(None, Some(e)),
+        Code::NotFound,
+        "nothing matches anywhere the user may look",
+    )
 }
 
 fn declined_and_outside_range(rng: &mut Rng) -> Case {
@@ -685,7 +916,13 @@ fn voided_on_other_terminal(rng: &mut Rng) -> Case {
     s.target.status = TxnStatus::Voided;
     let ev = s.event(TxnEventKind::VoidedBy, "void-1", 5, s.target.amount, None);
     s.target.events.push(ev);
-    let q = query(local_day(s.day), Filters { terminal_ids: vec![TERMINAL_IDS[0].into()], ..Filters::default() });
+    let q = query(
+        local_day(s.day),
+        Filters {
+            terminal_ids: vec![TERMINAL_IDS[0].into()],
+            ..Filters::default()
+        },
+    );
     let e = s.expected();
     s.finish(
         "voided_on_other_terminal",
@@ -720,7 +957,10 @@ fn shift_while_clearing_pending(rng: &mut Rng) -> Case {
     let minute = s.rng.range(0, 60) as u32;
     s.at(shanghai(day, 23, minute));
     let sd = SettlementDate::new(day);
-    let q = query(SearchRange::SettlementDate { from: sd, to: sd }, Filters::default());
+    let q = query(
+        SearchRange::SettlementDate { from: sd, to: sd },
+        Filters::default(),
+    );
     let e = s.expected();
     s.finish(
         "shift_while_clearing_pending",
@@ -749,9 +989,21 @@ fn frozen_and_declined_03(rng: &mut Rng) -> Case {
 fn refunded_and_filtered_out(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     s.target.status = TxnStatus::Refunded;
-    let ev = s.event(TxnEventKind::RefundedBy, "refund-1", 30, s.target.amount, None);
+    let ev = s.event(
+        TxnEventKind::RefundedBy,
+        "refund-1",
+        30,
+        s.target.amount,
+        None,
+    );
     s.target.events.push(ev);
-    let q = query(local_day(s.day), Filters { channels: vec![Channel::Alipay], ..Filters::default() });
+    let q = query(
+        local_day(s.day),
+        Filters {
+            channels: vec![Channel::Alipay],
+            ..Filters::default()
+        },
+    );
     let e = s.expected();
     s.finish(
         "refunded_and_filtered_out",
@@ -767,10 +1019,23 @@ fn reversed_in_wrong_timezone(rng: &mut Rng) -> Case {
     let day = s.day;
     s.at(shanghai(day, hour, minute));
     s.target.status = TxnStatus::Reversed;
-    let ev = s.event(TxnEventKind::ReversedBy, "reversal-1", 1, s.target.amount, Some("98"));
+    let ev = s.event(
+        TxnEventKind::ReversedBy,
+        "reversal-1",
+        1,
+        s.target.amount,
+        Some("98"),
+    );
     s.target.events.push(ev);
     let from = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let q = query(SearchRange::TxnTime { from, to: from + Duration::days(1), timezone: chrono_tz::UTC }, Filters::default());
+    let q = query(
+        SearchRange::TxnTime {
+            from,
+            to: from + Duration::days(1),
+            timezone: chrono_tz::UTC,
+        },
+        Filters::default(),
+    );
     let e = s.expected();
     s.finish(
         "reversed_in_wrong_timezone",
@@ -784,7 +1049,11 @@ fn capture_maintenance_and_silent_terminal(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     let t = s.target.txn_time;
     s.facts.terminals[0].last_seen = Some(t - Duration::hours(1));
-    let w = maintenance_window(t - Duration::minutes(45), t + Duration::minutes(45), vec![MaintenanceEffect::Capture]);
+    let w = maintenance_window(
+        t - Duration::minutes(45),
+        t + Duration::minutes(45),
+        vec![MaintenanceEffect::Capture],
+    );
     s.facts.maintenance.push(w);
     let mut e = s.expected_at();
     e.terminal_id = Some(TERMINAL_IDS[0].into());
@@ -800,7 +1069,13 @@ fn other_terminal_and_outside_range(rng: &mut Rng) -> Case {
     let mut s = Story::new(rng);
     s.target.terminal_id = Some(terminal(1));
     let range = s.range_missing_target();
-    let q = query(range, Filters { terminal_ids: vec![TERMINAL_IDS[0].into()], ..Filters::default() });
+    let q = query(
+        range,
+        Filters {
+            terminal_ids: vec![TERMINAL_IDS[0].into()],
+            ..Filters::default()
+        },
+    );
     let e = s.expected();
     s.finish(
         "other_terminal_and_outside_range",
@@ -816,7 +1091,12 @@ fn other_terminal_and_outside_range(rng: &mut Rng) -> Case {
 pub fn realistic(seed: u64, candidates: usize) -> (Question, Facts) {
     let mut rng = Rng::new(seed);
     let mut s = Story::new(&mut rng);
-    let mut facts = base_facts(&mut s.rng, candidates.saturating_sub(1), s.target.amount.fen(), "");
+    let mut facts = base_facts(
+        &mut s.rng,
+        candidates.saturating_sub(1),
+        s.target.amount.fen(),
+        "",
+    );
     facts.reconciliation = facts
         .candidates
         .iter()
@@ -830,17 +1110,38 @@ pub fn realistic(seed: u64, candidates: usize) -> (Question, Facts) {
         .collect();
     let now = facts.now;
     facts.maintenance = vec![
-        maintenance_window(now - Duration::days(2), now - Duration::days(2) + Duration::hours(2), vec![MaintenanceEffect::Capture]),
-        maintenance_window(now + Duration::days(1), now + Duration::days(1) + Duration::hours(1), vec![MaintenanceEffect::Query]),
-        maintenance_window(now - Duration::days(5), now - Duration::days(5) + Duration::hours(3), vec![MaintenanceEffect::Settlement]),
+        maintenance_window(
+            now - Duration::days(2),
+            now - Duration::days(2) + Duration::hours(2),
+            vec![MaintenanceEffect::Capture],
+        ),
+        maintenance_window(
+            now + Duration::days(1),
+            now + Duration::days(1) + Duration::hours(1),
+            vec![MaintenanceEffect::Query],
+        ),
+        maintenance_window(
+            now - Duration::days(5),
+            now - Duration::days(5) + Duration::hours(3),
+            vec![MaintenanceEffect::Settlement],
+        ),
     ];
     s.facts = facts;
     s.decline("51");
     let q = query(
         s.range_missing_target(),
-        Filters { statuses: vec![TxnStatus::Approved], channels: vec![Channel::Card], ..Filters::default() },
+        Filters {
+            statuses: vec![TxnStatus::Approved],
+            channels: vec![Channel::Card],
+            ..Filters::default()
+        },
     );
     let e = s.expected();
-    let case = s.finish("realistic", ask(Some(q), Some(e)), Code::Declined, "benchmark");
+    let case = s.finish(
+        "realistic",
+        ask(Some(q), Some(e)),
+        Code::Declined,
+        "benchmark",
+    );
     (case.question, case.facts)
 }

@@ -6,10 +6,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use domain::{
-    Amount, Channel, MerchantClock, MerchantStatus, ResponseCode, SettlementDate, TerminalId, TxnStatus,
+    Amount, Channel, MerchantClock, MerchantStatus, ResponseCode, SettlementDate, TerminalId,
+    TxnStatus,
 };
 
-use crate::facts::{Candidate, Facts, MaintenanceEffect, MaintenanceWindow, ReconOutcome, TerminalFacts, TxnEventKind};
+use crate::facts::{
+    Candidate, Facts, MaintenanceEffect, MaintenanceWindow, ReconOutcome, TerminalFacts,
+    TxnEventKind,
+};
 use crate::finding::{Checked, Code, Diagnosis, Evidence, Finding, Severity, Text};
 use crate::question::{Expected, ExpectedTime, ListQuery, Question, SearchRange};
 use crate::rank::{self, Cause};
@@ -61,12 +65,18 @@ pub fn diagnose(question: &Question, facts: &Facts) -> Diagnosis {
     if plausible == 0 && strongest < rank::NOT_FOUND_SCORE {
         out.insert(0, ctx.not_found());
     }
-    Diagnosis { findings: out, checked }
+    Diagnosis {
+        findings: out,
+        checked,
+    }
 }
 
 /// Hints for a list endpoint that came back empty: the strongest findings for the query alone.
 pub fn hints(query: &ListQuery, facts: &Facts) -> Vec<Finding> {
-    let question = Question { query: Some(query.clone()), expected: None };
+    let question = Question {
+        query: Some(query.clone()),
+        expected: None,
+    };
     let mut findings = diagnose(&question, facts).findings;
     findings.truncate(HINTS_MAX);
     findings
@@ -112,10 +122,16 @@ pub fn warnings(facts: &Facts) -> Vec<Finding> {
             severity: Severity::Warning,
             message: Text::new(
                 format!("终端 {} 有尚未同步的交易，明细可能不完整。", ids.join("、")),
-                format!("Terminal(s) {} have transactions not yet synced; details may be incomplete.", ids.join(", ")),
+                format!(
+                    "Terminal(s) {} have transactions not yet synced; details may be incomplete.",
+                    ids.join(", ")
+                ),
             ),
             evidence,
-            next_step: Text::new("请让终端联网、签到并结算。", "Bring the terminal online, sign on and settle."),
+            next_step: Text::new(
+                "请让终端联网、签到并结算。",
+                "Bring the terminal online, sign on and settle.",
+            ),
             transaction_ids: Vec::new(),
             score: 1.0,
         });
@@ -144,8 +160,15 @@ struct Context<'a> {
 /// The searched range, sanitised.
 #[derive(Clone, Copy)]
 enum Range {
-    TxnTime { from: DateTime<Utc>, to: DateTime<Utc>, timezone: Tz },
-    SettlementDate { from: SettlementDate, to: SettlementDate },
+    TxnTime {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        timezone: Tz,
+    },
+    SettlementDate {
+        from: SettlementDate,
+        to: SettlementDate,
+    },
 }
 
 fn sane_instant(t: DateTime<Utc>) -> bool {
@@ -157,8 +180,14 @@ fn sane_date(d: NaiveDate) -> bool {
 }
 
 fn clamp_instant(t: DateTime<Utc>) -> DateTime<Utc> {
-    let low = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).single().unwrap_or(t);
-    let high = Utc.with_ymd_and_hms(9000, 1, 1, 0, 0, 0).single().unwrap_or(t);
+    let low = Utc
+        .with_ymd_and_hms(1970, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t);
+    let high = Utc
+        .with_ymd_and_hms(9000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t);
     t.clamp(low, high)
 }
 
@@ -207,17 +236,28 @@ impl<'a> Context<'a> {
         let recon_missing = facts
             .reconciliation
             .iter()
-            .filter(|r| r.outcome == ReconOutcome::MissingInClearing && own_ids.contains_key(r.transaction_id.as_str()))
-            .map(|r| (r.transaction_id.as_str(), (r.run_id.as_str(), r.settlement_date)))
+            .filter(|r| {
+                r.outcome == ReconOutcome::MissingInClearing
+                    && own_ids.contains_key(r.transaction_id.as_str())
+            })
+            .map(|r| {
+                (
+                    r.transaction_id.as_str(),
+                    (r.run_id.as_str(), r.settlement_date),
+                )
+            })
             .collect();
         let query = question.query.as_ref();
         let range = query.map(|q| match q.range {
-            SearchRange::TxnTime { from, to, timezone } => {
-                Range::TxnTime { from: clamp_instant(from), to: clamp_instant(to), timezone }
-            }
-            SearchRange::SettlementDate { from, to } => {
-                Range::SettlementDate { from: clamp_date(from), to: clamp_date(to) }
-            }
+            SearchRange::TxnTime { from, to, timezone } => Range::TxnTime {
+                from: clamp_instant(from),
+                to: clamp_instant(to),
+                timezone,
+            },
+            SearchRange::SettlementDate { from, to } => Range::SettlementDate {
+                from: clamp_date(from),
+                to: clamp_date(to),
+            },
         });
         let expected = question.expected.as_ref();
         let description = Description::new(expected, query, range, &clock, &terminals);
@@ -243,27 +283,41 @@ impl<'a> Context<'a> {
     /// RFC 3339 in the merchant's zone. Out-of-range instants are clamped first: formatting
     /// chrono's extremes in a zone east of UTC would overflow.
     fn rfc(&self, t: DateTime<Utc>) -> String {
-        self.clock.local(clamp_instant(t)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        self.clock
+            .local(clamp_instant(t))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     }
 
     fn local(&self, t: DateTime<Utc>) -> String {
-        self.clock.local(clamp_instant(t)).format("%Y-%m-%d %H:%M:%S").to_string()
+        self.clock
+            .local(clamp_instant(t))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
     }
 
     fn own_terminal(&self, typed: &str) -> Option<&'a TerminalFacts> {
         let typed = typed.trim();
-        self.terminals.iter().copied().find(|t| t.terminal_id.as_str() == typed)
+        self.terminals
+            .iter()
+            .copied()
+            .find(|t| t.terminal_id.as_str() == typed)
     }
 
     fn terminal_list(&self) -> Vec<String> {
-        self.terminals.iter().take(TRANSACTION_IDS_MAX).map(|t| t.terminal_id.to_string()).collect()
+        self.terminals
+            .iter()
+            .take(TRANSACTION_IDS_MAX)
+            .map(|t| t.terminal_id.to_string())
+            .collect()
     }
 
     /// The instant the person's question is about, if any.
     fn reference_time(&self) -> Option<(DateTime<Utc>, f64)> {
         match self.expected.and_then(|e| e.time) {
             Some(ExpectedTime::Instant(t)) if sane_instant(t) => Some((t, 1.0)),
-            Some(ExpectedTime::LocalDate(d)) if sane_date(d) => Some((self.clock.start_of_day(d), 0.8)),
+            Some(ExpectedTime::LocalDate(d)) if sane_date(d) => {
+                Some((self.clock.start_of_day(d), 0.8))
+            }
             _ => self.range_instants().map(|(_, to)| (to, 0.5)),
         }
     }
@@ -314,7 +368,10 @@ impl<'a> Context<'a> {
                 format!("Within your permissions: merchant {mid}, all {terminals} terminal(s)."),
             ),
         };
-        checked.push(Checked { subject: "scope", note });
+        checked.push(Checked {
+            subject: "scope",
+            note,
+        });
     }
 
     fn typed_merchant_id(&self, findings: &mut Findings, checked: &mut Vec<Checked>) {
@@ -322,7 +379,9 @@ impl<'a> Context<'a> {
             .expected
             .and_then(|e| e.merchant_id.as_deref())
             .or_else(|| self.query.and_then(|q| q.merchant_id.as_deref()));
-        let Some(typed) = typed.map(str::trim).filter(|s| !s.is_empty()) else { return };
+        let Some(typed) = typed.map(str::trim).filter(|s| !s.is_empty()) else {
+            return;
+        };
         let typed = cut_chars(typed, TYPED_ID_CHARS_MAX);
         let own = &self.facts.scope.merchant_ids;
         checked.push(Checked {
@@ -361,7 +420,10 @@ impl<'a> Context<'a> {
                     format!("您输入的商户号 {typed} 不是您的商户号。"),
                     format!("The merchant id you typed, {typed}, is not yours."),
                 ),
-                Text::new("请核对签购单上的商户号。", "Check the merchant id printed on the receipt."),
+                Text::new(
+                    "请核对签购单上的商户号。",
+                    "Check the merchant id printed on the receipt.",
+                ),
             ),
         };
         findings.push(Hit {
@@ -410,8 +472,14 @@ impl<'a> Context<'a> {
             let message = if self.is_bank_role() && self.facts.typed_terminal_bound_elsewhere {
                 evidence.flag("bound_to_other_merchant", true);
                 Text::new(
-                    format!("终端号 {t} 绑定在其他商户下，不属于商户 {}。", self.facts.merchant.merchant_id),
-                    format!("Terminal {t} is bound to another merchant, not to {}.", self.facts.merchant.merchant_id),
+                    format!(
+                        "终端号 {t} 绑定在其他商户下，不属于商户 {}。",
+                        self.facts.merchant.merchant_id
+                    ),
+                    format!(
+                        "Terminal {t} is bound to another merchant, not to {}.",
+                        self.facts.merchant.merchant_id
+                    ),
                 )
             } else {
                 Text::new(
@@ -455,7 +523,10 @@ impl<'a> Context<'a> {
                 let mut e = self.candidate_evidence(c, q);
                 e.text("searched_from", from_text.clone());
                 e.text("searched_to", to_text.clone());
-                e.text("searched_basis", self.query.map(|q| q.range.basis().as_str()).unwrap_or(""));
+                e.text(
+                    "searched_basis",
+                    self.query.map(|q| q.range.basis().as_str()).unwrap_or(""),
+                );
                 if let Some(hit) = self.timezone_cause(range, c, &lt, e.clone()) {
                     findings.push(hit);
                 } else if let Some(hit) = self.shift_cause(range, c, &lt, e.clone()) {
@@ -474,10 +545,20 @@ impl<'a> Context<'a> {
                 terminal_failed = true;
             }
             if !f.kinds.is_empty() && !f.kinds.contains(&c.kind) {
-                failed.push(("kind", "交易类型", join(f.kinds.iter().map(|k| k.as_str())), c.kind.as_str().into()));
+                failed.push((
+                    "kind",
+                    "交易类型",
+                    join(f.kinds.iter().map(|k| k.as_str())),
+                    c.kind.as_str().into(),
+                ));
             }
             if !f.statuses.is_empty() && !f.statuses.contains(&c.status) {
-                failed.push(("status", "状态", join(f.statuses.iter().map(|s| s.as_str())), c.status.as_str().into()));
+                failed.push((
+                    "status",
+                    "状态",
+                    join(f.statuses.iter().map(|s| s.as_str())),
+                    c.status.as_str().into(),
+                ));
             }
             if !f.channels.is_empty() && !f.channels.contains(&c.channel) {
                 failed.push((
@@ -489,7 +570,12 @@ impl<'a> Context<'a> {
             }
             if let Some(l) = &f.card_last4 {
                 if c.card_last4.as_deref() != Some(l.as_str()) {
-                    failed.push(("card_last4", "卡号后四位", l.clone(), c.card_last4.clone().unwrap_or_default()));
+                    failed.push((
+                        "card_last4",
+                        "卡号后四位",
+                        l.clone(),
+                        c.card_last4.clone().unwrap_or_default(),
+                    ));
                 }
             }
             if let Some(r) = &f.rrn {
@@ -518,16 +604,29 @@ impl<'a> Context<'a> {
                 failed.push(("amount", "金额范围", searched, c.amount.to_string()));
             }
         }
-        let expected_terminal = self.expected.and_then(|e| e.terminal_id.as_deref()).and_then(|t| self.own_terminal(t));
-        let expected_other = expected_terminal.is_some_and(|t| Some(&t.terminal_id) != c.terminal_id.as_ref());
+        let expected_terminal = self
+            .expected
+            .and_then(|e| e.terminal_id.as_deref())
+            .and_then(|t| self.own_terminal(t));
+        let expected_other =
+            expected_terminal.is_some_and(|t| Some(&t.terminal_id) != c.terminal_id.as_ref());
         if terminal_failed || expected_other {
             hidden |= terminal_failed;
             let searched: Vec<String> = match (terminal_failed, self.query, expected_terminal) {
-                (true, Some(q), _) => q.filters.terminal_ids.iter().map(|t| t.trim().to_owned()).collect(),
+                (true, Some(q), _) => q
+                    .filters
+                    .terminal_ids
+                    .iter()
+                    .map(|t| t.trim().to_owned())
+                    .collect(),
                 (_, _, Some(t)) => vec![t.terminal_id.to_string()],
                 _ => Vec::new(),
             };
-            let found = c.terminal_id.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+            let found = c
+                .terminal_id
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into());
             let mut e = self.candidate_evidence(c, q);
             e.list("searched_terminal_ids", searched.clone());
             let s_zh = searched.join("、");
@@ -553,13 +652,22 @@ impl<'a> Context<'a> {
         if !failed.is_empty() {
             hidden = true;
             let mut e = self.candidate_evidence(c, q);
-            e.list("failed_filters", failed.iter().map(|f| f.0.to_owned()).collect());
+            e.list(
+                "failed_filters",
+                failed.iter().map(|f| f.0.to_owned()).collect(),
+            );
             for (key, _, searched, actual) in &failed {
                 e.text(filter_searched_key(key), searched.clone());
                 e.text(filter_actual_key(key), actual.clone());
             }
-            let zh: Vec<String> = failed.iter().map(|(_, zh, s, a)| format!("{zh}（筛选 {s}，实际 {a}）")).collect();
-            let en: Vec<String> = failed.iter().map(|(k, _, s, a)| format!("{k} (filter {s}, actual {a})")).collect();
+            let zh: Vec<String> = failed
+                .iter()
+                .map(|(_, zh, s, a)| format!("{zh}（筛选 {s}，实际 {a}）"))
+                .collect();
+            let en: Vec<String> = failed
+                .iter()
+                .map(|(k, _, s, a)| format!("{k} (filter {s}, actual {a})"))
+                .collect();
             findings.push(Hit {
                 cause: Cause::FilteredOut,
                 fit: 1.0,
@@ -577,7 +685,9 @@ impl<'a> Context<'a> {
             });
         }
         // A date-only question about a transaction after the cut-off, with no range to blame.
-        if let (None, Some(ExpectedTime::LocalDate(d))) = (self.range, self.expected.and_then(|e| e.time)) {
+        if let (None, Some(ExpectedTime::LocalDate(d))) =
+            (self.range, self.expected.and_then(|e| e.time))
+        {
             let local_date = self.clock.local(c.txn_time).date_naive();
             if local_date == d && c.settlement_date.date() != d {
                 let e = self.candidate_evidence(c, q);
@@ -587,8 +697,16 @@ impl<'a> Context<'a> {
         hidden
     }
 
-    fn timezone_cause(&self, range: Range, c: &Candidate, lt: &str, mut e: Evidence) -> Option<Hit> {
-        let Range::TxnTime { from, to, timezone } = range else { return None };
+    fn timezone_cause(
+        &self,
+        range: Range,
+        c: &Candidate,
+        lt: &str,
+        mut e: Evidence,
+    ) -> Option<Hit> {
+        let Range::TxnTime { from, to, timezone } = range else {
+            return None;
+        };
         let merchant_tz = self.clock.tz;
         let from_m = reinterpret(from, timezone, merchant_tz)?;
         let to_m = reinterpret(to, timezone, merchant_tz)?;
@@ -598,8 +716,14 @@ impl<'a> Context<'a> {
         if !(from_m <= c.txn_time && c.txn_time < to_m) {
             return None;
         }
-        let typed_from = from.with_timezone(&timezone).format("%Y-%m-%d %H:%M:%S").to_string();
-        let typed_to = to.with_timezone(&timezone).format("%Y-%m-%d %H:%M:%S").to_string();
+        let typed_from = from
+            .with_timezone(&timezone)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let typed_to = to
+            .with_timezone(&timezone)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
         e.text("query_timezone", timezone.name());
         e.text("merchant_timezone", merchant_tz.name());
         e.text("typed_from", typed_from.clone());
@@ -630,7 +754,9 @@ impl<'a> Context<'a> {
     }
 
     fn shift_cause(&self, range: Range, c: &Candidate, lt: &str, e: Evidence) -> Option<Hit> {
-        let Range::SettlementDate { from, to } = range else { return None };
+        let Range::SettlementDate { from, to } = range else {
+            return None;
+        };
         let local_date = self.clock.local(c.txn_time).date_naive();
         if local_date < from.date() || local_date > to.date() {
             return None;
@@ -643,7 +769,10 @@ impl<'a> Context<'a> {
         let sd = c.settlement_date;
         e.text("cutoff_applied", cutoff.to_string());
         e.text("cutoff_channel", c.channel.as_str());
-        e.text("local_date", self.clock.local(c.txn_time).date_naive().to_string());
+        e.text(
+            "local_date",
+            self.clock.local(c.txn_time).date_naive().to_string(),
+        );
         Hit {
             cause: Cause::SettlementDateShift,
             fit: 1.0,
@@ -685,19 +814,46 @@ impl<'a> Context<'a> {
                 e.integer("distance_minutes", minutes);
                 e.text("side", if before { "before" } else { "after" });
                 (
-                    format!("{}{}分钟", if before { "早于查询开始" } else { "晚于查询结束" }, minutes),
-                    format!("{minutes} minutes {} the range", if before { "before" } else { "after" }),
+                    format!(
+                        "{}{}分钟",
+                        if before {
+                            "早于查询开始"
+                        } else {
+                            "晚于查询结束"
+                        },
+                        minutes
+                    ),
+                    format!(
+                        "{minutes} minutes {} the range",
+                        if before { "before" } else { "after" }
+                    ),
                 )
             }
             Range::SettlementDate { from, to } => {
                 let sd = c.settlement_date.date();
-                let (days, before) =
-                    if sd < from.date() { ((from.date() - sd).num_days(), true) } else { ((sd - to.date()).num_days(), false) };
+                let (days, before) = if sd < from.date() {
+                    ((from.date() - sd).num_days(), true)
+                } else {
+                    ((sd - to.date()).num_days(), false)
+                };
                 e.integer("distance_days", days);
                 e.text("side", if before { "before" } else { "after" });
                 (
-                    format!("清算日期 {}，{}{}天", c.settlement_date, if before { "早于查询" } else { "晚于查询" }, days),
-                    format!("settlement date {}, {days} day(s) {} the range", c.settlement_date, if before { "before" } else { "after" }),
+                    format!(
+                        "清算日期 {}，{}{}天",
+                        c.settlement_date,
+                        if before {
+                            "早于查询"
+                        } else {
+                            "晚于查询"
+                        },
+                        days
+                    ),
+                    format!(
+                        "settlement date {}, {days} day(s) {} the range",
+                        c.settlement_date,
+                        if before { "before" } else { "after" }
+                    ),
                 )
             }
         };
@@ -758,8 +914,12 @@ impl<'a> Context<'a> {
             TxnStatus::Reversed => {
                 let event = latest_event(c, TxnEventKind::ReversedBy);
                 let reason = event.and_then(|ev| ev.reason_code);
-                let (reason_zh, reason_en) = reason.map(ResponseCode::meaning).unwrap_or(("未说明", "not given"));
-                let at = event.map(|ev| self.local(ev.at)).unwrap_or_else(|| "-".into());
+                let (reason_zh, reason_en) = reason
+                    .map(ResponseCode::meaning)
+                    .unwrap_or(("未说明", "not given"));
+                let at = event
+                    .map(|ev| self.local(ev.at))
+                    .unwrap_or_else(|| "-".into());
                 if let Some(ev) = event {
                     e.text("reversal_id", ev.transaction_id.clone());
                     e.text("reversed_at", self.rfc(ev.at));
@@ -795,8 +955,12 @@ impl<'a> Context<'a> {
             }
             TxnStatus::Voided => {
                 let event = latest_event(c, TxnEventKind::VoidedBy);
-                let at = event.map(|ev| self.local(ev.at)).unwrap_or_else(|| "-".into());
-                let void_id = event.map(|ev| ev.transaction_id.clone()).unwrap_or_else(|| "-".into());
+                let at = event
+                    .map(|ev| self.local(ev.at))
+                    .unwrap_or_else(|| "-".into());
+                let void_id = event
+                    .map(|ev| ev.transaction_id.clone())
+                    .unwrap_or_else(|| "-".into());
                 if let Some(ev) = event {
                     e.text("void_id", ev.transaction_id.clone());
                     e.text("voided_at", self.rfc(ev.at));
@@ -820,11 +984,24 @@ impl<'a> Context<'a> {
                 });
             }
             TxnStatus::Refunded | TxnStatus::PartiallyRefunded => {
-                let refunds: Vec<_> = c.events.iter().filter(|ev| ev.kind == TxnEventKind::RefundedBy).collect();
-                let total = refunds.iter().fold(0i64, |acc, ev| acc.saturating_add(ev.amount.fen()));
+                let refunds: Vec<_> = c
+                    .events
+                    .iter()
+                    .filter(|ev| ev.kind == TxnEventKind::RefundedBy)
+                    .collect();
+                let total = refunds
+                    .iter()
+                    .fold(0i64, |acc, ev| acc.saturating_add(ev.amount.fen()));
                 let total_amount = Amount::from_fen(total.max(0)).unwrap_or(Amount::ZERO);
-                let latest = refunds.iter().max_by_key(|ev| ev.at).map(|ev| self.local(ev.at)).unwrap_or_else(|| "-".into());
-                e.list("refund_ids", refunds.iter().map(|ev| ev.transaction_id.clone()).collect());
+                let latest = refunds
+                    .iter()
+                    .max_by_key(|ev| ev.at)
+                    .map(|ev| self.local(ev.at))
+                    .unwrap_or_else(|| "-".into());
+                e.list(
+                    "refund_ids",
+                    refunds.iter().map(|ev| ev.transaction_id.clone()).collect(),
+                );
                 e.integer("refunded_fen", total);
                 findings.push(Hit {
                     cause: Cause::Refunded,
@@ -861,7 +1038,10 @@ impl<'a> Context<'a> {
         let settles = c.kind.settles()
             && matches!(
                 c.status,
-                TxnStatus::Approved | TxnStatus::Completed | TxnStatus::Refunded | TxnStatus::PartiallyRefunded
+                TxnStatus::Approved
+                    | TxnStatus::Completed
+                    | TxnStatus::Refunded
+                    | TxnStatus::PartiallyRefunded
             );
         if !settles {
             return;
@@ -870,7 +1050,10 @@ impl<'a> Context<'a> {
         if let Some((run_id, run_date)) = self.recon_missing.get(c.id.as_str()) {
             let mut e = self.candidate_evidence(c, q);
             e.text("reconciliation_run_id", *run_id);
-            e.text("reconciliation_outcome", ReconOutcome::MissingInClearing.as_str());
+            e.text(
+                "reconciliation_outcome",
+                ReconOutcome::MissingInClearing.as_str(),
+            );
             e.text("clearing_settlement_date", run_date.to_string());
             findings.push(Hit {
                 cause: Cause::MissingAtBank,
@@ -892,13 +1075,20 @@ impl<'a> Context<'a> {
             });
         }
         if c.channel == Channel::Card {
-            let terminal = c.terminal_id.as_ref().and_then(|t| self.own_terminal(t.as_str()));
+            let terminal = c
+                .terminal_id
+                .as_ref()
+                .and_then(|t| self.own_terminal(t.as_str()));
             if let (Some(t), Some(batch)) = (terminal, c.batch_no) {
                 if t.open_batch == Some(batch) && t.unsettled_count > 0 {
                     let mut e = self.candidate_evidence(c, q);
                     self.terminal_evidence(t, &mut e);
                     e.text("batch_no", batch.to_string());
-                    let last = t.last_settlement.as_ref().map(|s| self.local(s.at)).unwrap_or_else(|| "-".into());
+                    let last = t
+                        .last_settlement
+                        .as_ref()
+                        .map(|s| self.local(s.at))
+                        .unwrap_or_else(|| "-".into());
                     let tid = &t.terminal_id;
                     let n = t.unsettled_count;
                     findings.push(Hit {
@@ -959,19 +1149,32 @@ impl<'a> Context<'a> {
         }
         let (window_start, window_end) = self.clock.settlement_window(sd, c.channel);
         for w in &self.facts.maintenance {
-            if w.affects.contains(&MaintenanceEffect::Settlement) && overlaps(w.start, w.end, window_start, window_end) {
+            if w.affects.contains(&MaintenanceEffect::Settlement)
+                && overlaps(w.start, w.end, window_start, window_end)
+            {
                 let mut f = self.maintenance_finding(w, MaintenanceKind::Settlement, Some(sd), 1.0);
                 f.evidence.text("transaction_id", c.id.clone());
-                findings.push(Hit::from_finding(Cause::MaintenanceSettlement, f, Some(c.id.clone())));
+                findings.push(Hit::from_finding(
+                    Cause::MaintenanceSettlement,
+                    f,
+                    Some(c.id.clone()),
+                ));
             }
         }
         if !hidden && self.query.is_some() {
             for w in &self.facts.maintenance {
-                if w.affects.contains(&MaintenanceEffect::Query) && w.start <= self.now && self.now < w.end {
+                if w.affects.contains(&MaintenanceEffect::Query)
+                    && w.start <= self.now
+                    && self.now < w.end
+                {
                     let mut f = self.maintenance_finding(w, MaintenanceKind::Active, None, 1.0);
                     f.evidence.text("transaction_id", c.id.clone());
                     f.evidence.flag("transaction_matches_query", true);
-                    findings.push(Hit::from_finding(Cause::MaintenanceQueryVisible, f, Some(c.id.clone())));
+                    findings.push(Hit::from_finding(
+                        Cause::MaintenanceQueryVisible,
+                        f,
+                        Some(c.id.clone()),
+                    ));
                 }
             }
         }
@@ -984,12 +1187,17 @@ impl<'a> Context<'a> {
         let days = self.facts.retention_days;
         checked.push(Checked {
             subject: "retention",
-            note: Text::new(format!("数据保存期限 {days} 天。"), format!("Retention period: {days} days.")),
+            note: Text::new(
+                format!("数据保存期限 {days} 天。"),
+                format!("Retention period: {days} days."),
+            ),
         });
         if days == 0 {
             return;
         }
-        let Some(oldest) = self.now.checked_sub_signed(Duration::days(i64::from(days))) else { return };
+        let Some(oldest) = self.now.checked_sub_signed(Duration::days(i64::from(days))) else {
+            return;
+        };
         let fit = match self.expected.and_then(|e| e.time) {
             Some(ExpectedTime::Instant(t)) if sane_instant(t) => {
                 if t < oldest {
@@ -1042,8 +1250,15 @@ impl<'a> Context<'a> {
             (Some(t), Some(since)) if t < since => 0.3,
             _ => 1.0,
         };
-        let since = m.status_since.map(|s| self.local(s)).unwrap_or_else(|| "-".into());
-        let reason = if m.status_reason.trim().is_empty() { "-" } else { m.status_reason.trim() };
+        let since = m
+            .status_since
+            .map(|s| self.local(s))
+            .unwrap_or_else(|| "-".into());
+        let reason = if m.status_reason.trim().is_empty() {
+            "-"
+        } else {
+            m.status_reason.trim()
+        };
         let mut e = Evidence::new();
         e.text("merchant_id", m.merchant_id.to_string());
         e.text("merchant_status", m.status.as_str());
@@ -1070,7 +1285,14 @@ impl<'a> Context<'a> {
                 Text::new("请联系收单行确认账户状态。", "Contact your acquirer about the account status."),
             )
         };
-        Some(Hit { cause, fit, message, evidence: e, next_step, transaction_id: None })
+        Some(Hit {
+            cause,
+            fit,
+            message,
+            evidence: e,
+            next_step,
+            transaction_id: None,
+        })
     }
 
     fn account_finding(&self, score: f64, reference: Option<DateTime<Utc>>) -> Option<Finding> {
@@ -1086,8 +1308,16 @@ impl<'a> Context<'a> {
         checked.push(Checked {
             subject: "account",
             note: Text::new(
-                format!("商户 {} 的账户状态：{}。", m.merchant_id, status_zh(m.status)),
-                format!("Account status of merchant {}: {}.", m.merchant_id, m.status.as_str()),
+                format!(
+                    "商户 {} 的账户状态：{}。",
+                    m.merchant_id,
+                    status_zh(m.status)
+                ),
+                format!(
+                    "Account status of merchant {}: {}.",
+                    m.merchant_id,
+                    m.status.as_str()
+                ),
             ),
         });
         if let Some(mut hit) = self.account_hit(self.reference_time().map(|(t, _)| t)) {
@@ -1098,7 +1328,14 @@ impl<'a> Context<'a> {
 
     fn terminal_evidence(&self, t: &TerminalFacts, e: &mut Evidence) {
         e.text("terminal_id", t.terminal_id.to_string());
-        e.text("terminal_status", if t.status == crate::facts::TerminalStatus::Active { "active" } else { "disabled" });
+        e.text(
+            "terminal_status",
+            if t.status == crate::facts::TerminalStatus::Active {
+                "active"
+            } else {
+                "disabled"
+            },
+        );
         if let Some(s) = t.last_seen {
             e.text("terminal_last_seen", self.rfc(s));
         }
@@ -1120,8 +1357,14 @@ impl<'a> Context<'a> {
         checked.push(Checked {
             subject: "terminals",
             note: Text::new(
-                format!("检查了 {} 台终端的最近联机、签到、结算和批上送记录。", self.terminals.len()),
-                format!("Checked last contact, sign-on, settlement and batch upload of {} terminal(s).", self.terminals.len()),
+                format!(
+                    "检查了 {} 台终端的最近联机、签到、结算和批上送记录。",
+                    self.terminals.len()
+                ),
+                format!(
+                    "Checked last contact, sign-on, settlement and batch upload of {} terminal(s).",
+                    self.terminals.len()
+                ),
             ),
         });
         // Batch-upload items the host lacked: the terminal has the sale, the platform does not.
@@ -1163,11 +1406,16 @@ impl<'a> Context<'a> {
             }
         }
         // A terminal silent since before the transaction may still hold it.
-        let Some((reference, time_fit)) = self.reference_time() else { return };
+        let Some((reference, time_fit)) = self.reference_time() else {
+            return;
+        };
         if reference > self.now {
             return;
         }
-        let expected_terminal = self.expected.and_then(|e| e.terminal_id.as_deref()).and_then(|t| self.own_terminal(t));
+        let expected_terminal = self
+            .expected
+            .and_then(|e| e.terminal_id.as_deref())
+            .and_then(|t| self.own_terminal(t));
         let (pool, pool_fit): (Vec<&TerminalFacts>, f64) = match expected_terminal {
             Some(t) => (vec![t], 1.0),
             None => (self.terminals.clone(), 0.7),
@@ -1181,8 +1429,14 @@ impl<'a> Context<'a> {
         self.terminal_evidence(t, &mut e);
         e.text("looking_for_time", self.rfc(reference));
         let tid = &t.terminal_id;
-        let seen = t.last_seen.map(|s| self.local(s)).unwrap_or_else(|| "从未".into());
-        let seen_en = t.last_seen.map(|s| self.local(s)).unwrap_or_else(|| "never".into());
+        let seen = t
+            .last_seen
+            .map(|s| self.local(s))
+            .unwrap_or_else(|| "从未".into());
+        let seen_en = t
+            .last_seen
+            .map(|s| self.local(s))
+            .unwrap_or_else(|| "never".into());
         findings.push(Hit {
             cause: Cause::SyncTerminalSilent,
             fit: time_fit * pool_fit * absence,
@@ -1210,7 +1464,10 @@ impl<'a> Context<'a> {
             subject: "maintenance",
             note: Text::new(
                 format!("检查了 {} 个维护窗口。", self.facts.maintenance.len()),
-                format!("Checked {} maintenance window(s).", self.facts.maintenance.len()),
+                format!(
+                    "Checked {} maintenance window(s).",
+                    self.facts.maintenance.len()
+                ),
             ),
         });
         for w in &self.facts.maintenance {
@@ -1247,7 +1504,10 @@ impl<'a> Context<'a> {
                     findings.push(hit);
                 }
             }
-            if w.affects.contains(&MaintenanceEffect::Query) && w.start <= self.now && self.now < w.end {
+            if w.affects.contains(&MaintenanceEffect::Query)
+                && w.start <= self.now
+                && self.now < w.end
+            {
                 let f = self.maintenance_finding(w, MaintenanceKind::Active, None, 0.0);
                 let mut hit = Hit::from_finding(Cause::MaintenanceQueryNow, f, None);
                 hit.fit = absence;
@@ -1268,7 +1528,10 @@ impl<'a> Context<'a> {
         e.text("announcement_id", w.announcement_id.clone());
         e.text("maintenance_start", self.rfc(w.start));
         e.text("maintenance_end", self.rfc(w.end));
-        e.list("maintenance_affects", w.affects.iter().map(|a| a.as_str().to_owned()).collect());
+        e.list(
+            "maintenance_affects",
+            w.affects.iter().map(|a| a.as_str().to_owned()).collect(),
+        );
         e.text("announcement_title_zh", w.title.zh.clone());
         e.text("announcement_title_en", w.title.en.clone());
         let (zh_title, en_title) = (&w.title.zh, &w.title.en);
@@ -1319,23 +1582,34 @@ impl<'a> Context<'a> {
     fn note_candidates(&self, plausible: usize, checked: &mut Vec<Checked>) {
         let (from, to) = self.facts.candidate_window;
         let n = self.candidates.len();
-        let (f, t) = (self.local(clamp_instant(from)), self.local(clamp_instant(to)));
+        let (f, t) = (
+            self.local(clamp_instant(from)),
+            self.local(clamp_instant(to)),
+        );
         let mut note = Text::new(
             format!("检查了 {f} 至 {t} 之间本商户所有可查看终端的 {n} 笔交易，其中 {plausible} 笔与您的描述相符。"),
             format!("Checked {n} transaction(s) on all visible terminals of the merchant from {f} to {t}; {plausible} match your description."),
         );
         if self.candidates_cut {
-            note.zh.push_str(&format!("（只检查了前 {CANDIDATES_MAX} 笔）"));
-            note.en.push_str(&format!(" (only the first {CANDIDATES_MAX} were examined)"));
+            note.zh
+                .push_str(&format!("（只检查了前 {CANDIDATES_MAX} 笔）"));
+            note.en
+                .push_str(&format!(" (only the first {CANDIDATES_MAX} were examined)"));
         }
-        checked.push(Checked { subject: "candidates", note });
+        checked.push(Checked {
+            subject: "candidates",
+            note,
+        });
     }
 
     fn note_bank_side(&self, checked: &mut Vec<Checked>) {
         let days = self.facts.clearing.len();
         checked.push(Checked {
             subject: "clearing",
-            note: Text::new(format!("检查了 {days} 个清算日的清算文件到达情况。"), format!("Checked clearing files for {days} settlement date(s).")),
+            note: Text::new(
+                format!("检查了 {days} 个清算日的清算文件到达情况。"),
+                format!("Checked clearing files for {days} settlement date(s)."),
+            ),
         });
         let items = self.recon_missing.len();
         checked.push(Checked {
@@ -1349,7 +1623,10 @@ impl<'a> Context<'a> {
 
     fn not_found(&self) -> Finding {
         let (from, to) = self.facts.candidate_window;
-        let (f, t) = (self.local(clamp_instant(from)), self.local(clamp_instant(to)));
+        let (f, t) = (
+            self.local(clamp_instant(from)),
+            self.local(clamp_instant(to)),
+        );
         let n = self.candidates.len();
         let mut e = Evidence::new();
         e.text("searched_from", self.rfc(clamp_instant(from)));
@@ -1402,10 +1679,26 @@ impl<'a> Context<'a> {
             }
             _ => {}
         }
-        let zh_details = if details_zh.is_empty() { "您的描述".to_owned() } else { details_zh.join("，") };
-        let en_details = if details_en.is_empty() { "your description".to_owned() } else { details_en.join(", ") };
-        let scope_zh = if self.facts.scope.terminal_ids.is_some() { "您可查看的终端" } else { "本商户所有终端" };
-        let scope_en = if self.facts.scope.terminal_ids.is_some() { "the terminals you can see" } else { "all of the merchant's terminals" };
+        let zh_details = if details_zh.is_empty() {
+            "您的描述".to_owned()
+        } else {
+            details_zh.join("，")
+        };
+        let en_details = if details_en.is_empty() {
+            "your description".to_owned()
+        } else {
+            details_en.join(", ")
+        };
+        let scope_zh = if self.facts.scope.terminal_ids.is_some() {
+            "您可查看的终端"
+        } else {
+            "本商户所有终端"
+        };
+        let scope_en = if self.facts.scope.terminal_ids.is_some() {
+            "the terminals you can see"
+        } else {
+            "all of the merchant's terminals"
+        };
         Finding {
             code: Code::NotFound,
             severity: Severity::Warning,
@@ -1460,8 +1753,14 @@ struct Description {
 
 fn pick<T: Clone>(expected: Option<&T>, filter: Option<&T>) -> Option<Attr<T>> {
     match (expected, filter) {
-        (Some(v), _) => Some(Attr { value: v.clone(), from_filter: false }),
-        (None, Some(v)) => Some(Attr { value: v.clone(), from_filter: true }),
+        (Some(v), _) => Some(Attr {
+            value: v.clone(),
+            from_filter: false,
+        }),
+        (None, Some(v)) => Some(Attr {
+            value: v.clone(),
+            from_filter: true,
+        }),
         (None, None) => None,
     }
 }
@@ -1480,10 +1779,17 @@ impl Description {
             _ => None,
         });
         let own_terminal = |typed: &str| {
-            terminals.iter().find(|t| t.terminal_id.as_str() == typed.trim()).map(|t| t.terminal_id.clone())
+            terminals
+                .iter()
+                .find(|t| t.terminal_id.as_str() == typed.trim())
+                .map(|t| t.terminal_id.clone())
         };
-        let expected_terminal = expected.and_then(|e| e.terminal_id.as_deref()).and_then(own_terminal);
-        let filter_terminal = f.filter(|f| f.terminal_ids.len() == 1).and_then(|f| own_terminal(&f.terminal_ids[0]));
+        let expected_terminal = expected
+            .and_then(|e| e.terminal_id.as_deref())
+            .and_then(own_terminal);
+        let filter_terminal = f
+            .filter(|f| f.terminal_ids.len() == 1)
+            .and_then(|f| own_terminal(&f.terminal_ids[0]));
         let time = match expected.and_then(|e| e.time) {
             Some(ExpectedTime::Instant(t)) if sane_instant(t) => TimeTarget::Instant(t),
             Some(ExpectedTime::LocalDate(d)) if sane_date(d) => TimeTarget::LocalDate(d),
@@ -1496,11 +1802,26 @@ impl Description {
             },
         };
         Description {
-            amount: pick(expected.and_then(|e| e.amount.as_ref()), exact_amount.as_ref()),
-            card_last4: pick(expected.and_then(|e| e.card_last4.as_ref()), f.and_then(|f| f.card_last4.as_ref())),
-            rrn: pick(expected.and_then(|e| e.rrn.as_ref()), f.and_then(|f| f.rrn.as_ref())),
-            stan: pick(expected.and_then(|e| e.stan.as_ref()), f.and_then(|f| f.stan.as_ref())),
-            auth_code: pick(expected.and_then(|e| e.auth_code.as_ref()), f.and_then(|f| f.auth_code.as_ref())),
+            amount: pick(
+                expected.and_then(|e| e.amount.as_ref()),
+                exact_amount.as_ref(),
+            ),
+            card_last4: pick(
+                expected.and_then(|e| e.card_last4.as_ref()),
+                f.and_then(|f| f.card_last4.as_ref()),
+            ),
+            rrn: pick(
+                expected.and_then(|e| e.rrn.as_ref()),
+                f.and_then(|f| f.rrn.as_ref()),
+            ),
+            stan: pick(
+                expected.and_then(|e| e.stan.as_ref()),
+                f.and_then(|f| f.stan.as_ref()),
+            ),
+            auth_code: pick(
+                expected.and_then(|e| e.auth_code.as_ref()),
+                f.and_then(|f| f.auth_code.as_ref()),
+            ),
             terminal: pick(expected_terminal.as_ref(), filter_terminal.as_ref()),
             time,
         }
@@ -1522,7 +1843,8 @@ impl Description {
         if !self.anchored() {
             return match self.time {
                 TimeTarget::Range(from, to) => {
-                    let tau = ((to - from).num_seconds() as f64 / 60.0).max(rank::RANGE_PROXIMITY_MIN_MINUTES);
+                    let tau = ((to - from).num_seconds() as f64 / 60.0)
+                        .max(rank::RANGE_PROXIMITY_MIN_MINUTES);
                     (-minutes_outside(c.txn_time, from, to) / tau).exp()
                 }
                 _ => 0.0,
@@ -1558,7 +1880,8 @@ impl Description {
                 }
             }
             TimeTarget::Range(from, to) => {
-                let tau = ((to - from).num_seconds() as f64 / 60.0).max(rank::RANGE_PROXIMITY_MIN_MINUTES);
+                let tau = ((to - from).num_seconds() as f64 / 60.0)
+                    .max(rank::RANGE_PROXIMITY_MIN_MINUTES);
                 rank::W_RANGE * (-minutes_outside(c.txn_time, from, to) / tau).exp()
             }
         };
@@ -1602,9 +1925,10 @@ fn minutes_outside(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> 
 fn range_instants(r: Range, clock: &MerchantClock) -> (DateTime<Utc>, DateTime<Utc>) {
     match r {
         Range::TxnTime { from, to, .. } => (from, to),
-        Range::SettlementDate { from, to } => {
-            (clock.settlement_window(from, Channel::Card).0, clock.settlement_window(to, Channel::Card).1)
-        }
+        Range::SettlementDate { from, to } => (
+            clock.settlement_window(from, Channel::Card).0,
+            clock.settlement_window(to, Channel::Card).1,
+        ),
     }
 }
 
@@ -1617,15 +1941,26 @@ fn in_range(r: Range, c: &Candidate) -> bool {
 
 fn reinterpret(t: DateTime<Utc>, from_tz: Tz, to_tz: Tz) -> Option<DateTime<Utc>> {
     let naive = t.with_timezone(&from_tz).naive_local();
-    to_tz.from_local_datetime(&naive).earliest().map(|d| d.with_timezone(&Utc))
+    to_tz
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|d| d.with_timezone(&Utc))
 }
 
-fn overlaps(a_start: DateTime<Utc>, a_end: DateTime<Utc>, b_start: DateTime<Utc>, b_end: DateTime<Utc>) -> bool {
+fn overlaps(
+    a_start: DateTime<Utc>,
+    a_end: DateTime<Utc>,
+    b_start: DateTime<Utc>,
+    b_end: DateTime<Utc>,
+) -> bool {
     a_start < b_end && b_start < a_end
 }
 
 fn latest_event(c: &Candidate, kind: TxnEventKind) -> Option<&crate::facts::TxnEvent> {
-    c.events.iter().filter(|e| e.kind == kind).max_by_key(|e| e.at)
+    c.events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .max_by_key(|e| e.at)
 }
 
 fn declined_next_step(rc: ResponseCode) -> Text {
@@ -1730,7 +2065,14 @@ struct Hit {
 
 impl Hit {
     fn from_finding(cause: Cause, f: Finding, transaction_id: Option<String>) -> Hit {
-        Hit { cause, fit: f.score, message: f.message, evidence: f.evidence, next_step: f.next_step, transaction_id }
+        Hit {
+            cause,
+            fit: f.score,
+            message: f.message,
+            evidence: f.evidence,
+            next_step: f.next_step,
+            transaction_id,
+        }
     }
 
     fn into_finding(self, score: f64) -> Finding {
@@ -1758,7 +2100,10 @@ struct Findings {
 
 impl Default for Findings {
     fn default() -> Findings {
-        Findings { by_code: Vec::new(), match_quality: 1.0 }
+        Findings {
+            by_code: Vec::new(),
+            match_quality: 1.0,
+        }
     }
 }
 
@@ -1807,13 +2152,17 @@ impl Findings {
                 let mut finding = hit.into_finding(score);
                 finding.transaction_ids = seen;
                 if count > 1 {
-                    finding.evidence.integer("matching_transactions", count as i64);
+                    finding
+                        .evidence
+                        .integer("matching_transactions", count as i64);
                 }
                 finding
             })
             .collect();
         out.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then_with(|| rank::precedence(a.code).cmp(&rank::precedence(b.code)))
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| rank::precedence(a.code).cmp(&rank::precedence(b.code)))
         });
         out
     }

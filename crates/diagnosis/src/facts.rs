@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Amount, AuthCode, BatchNo, Channel, MerchantClock, MerchantId, MerchantStatus, ResponseCode, Role, Rrn,
-    SettlementDate, Stan, TerminalId, TxnKind, TxnStatus,
+    Amount, AuthCode, BatchNo, Channel, MerchantClock, MerchantId, MerchantStatus, ResponseCode,
+    Role, Rrn, SettlementDate, Stan, TerminalId, TxnKind, TxnStatus,
 };
 
 use crate::Text;

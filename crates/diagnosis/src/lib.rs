@@ -105,10 +105,16 @@ mod finding;
 pub mod question;
 mod rank;
 
-pub use engine::{diagnose, hints, warnings, CANDIDATES_MAX, HINTS_MAX, TERMINAL_SILENT_WARNING_HOURS, TRANSACTION_IDS_MAX};
+pub use engine::{
+    diagnose, hints, warnings, CANDIDATES_MAX, HINTS_MAX, TERMINAL_SILENT_WARNING_HOURS,
+    TRANSACTION_IDS_MAX,
+};
 pub use facts::{
-    BatchSettlement, Candidate, ClearingDay, Facts, MaintenanceEffect, MaintenanceWindow, MerchantFacts, ReconItem,
-    ReconOutcome, Scope, TerminalFacts, TerminalStatus, TxnEvent, TxnEventKind, UploadItem,
+    BatchSettlement, Candidate, ClearingDay, Facts, MaintenanceEffect, MaintenanceWindow,
+    MerchantFacts, ReconItem, ReconOutcome, Scope, TerminalFacts, TerminalStatus, TxnEvent,
+    TxnEventKind, UploadItem,
 };
 pub use finding::{Checked, Code, Diagnosis, Evidence, EvidenceValue, Finding, Severity, Text};
-pub use question::{Expected, ExpectedTime, Filters, ListQuery, Question, QuestionError, SearchRange, TimeBasis};
+pub use question::{
+    Expected, ExpectedTime, Filters, ListQuery, Question, QuestionError, SearchRange, TimeBasis,
+};

@@ -38,9 +38,16 @@ impl TimeBasis {
 pub enum SearchRange {
     /// Transaction instants in `[from, to)`. `timezone` is the zone the user gave the bounds in
     /// (the browser's or the one in the RFC 3339 offset); it may differ from the merchant's.
-    TxnTime { from: DateTime<Utc>, to: DateTime<Utc>, timezone: Tz },
+    TxnTime {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        timezone: Tz,
+    },
     /// Settlement dates `from..=to`.
-    SettlementDate { from: SettlementDate, to: SettlementDate },
+    SettlementDate {
+        from: SettlementDate,
+        to: SettlementDate,
+    },
 }
 
 impl SearchRange {
@@ -111,21 +118,34 @@ pub struct Question {
 }
 
 impl Question {
-    pub fn new(query: Option<ListQuery>, expected: Option<Expected>) -> Result<Question, QuestionError> {
+    pub fn new(
+        query: Option<ListQuery>,
+        expected: Option<Expected>,
+    ) -> Result<Question, QuestionError> {
         if query.is_none() && expected.is_none() {
             return Err(QuestionError::Empty);
         }
         if let Some(q) = &query {
             match &q.range {
                 SearchRange::TxnTime { from, to, .. } if to < from => {
-                    return Err(QuestionError::RangeReversed { from: from.to_rfc3339(), to: to.to_rfc3339() })
+                    return Err(QuestionError::RangeReversed {
+                        from: from.to_rfc3339(),
+                        to: to.to_rfc3339(),
+                    })
                 }
                 SearchRange::SettlementDate { from, to } if to < from => {
-                    return Err(QuestionError::RangeReversed { from: from.to_string(), to: to.to_string() })
+                    return Err(QuestionError::RangeReversed {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    })
                 }
                 _ => {}
             }
-            if q.filters.card_last4.as_deref().is_some_and(|s| !is_last4(s)) {
+            if q.filters
+                .card_last4
+                .as_deref()
+                .is_some_and(|s| !is_last4(s))
+            {
                 return Err(QuestionError::CardLast4);
             }
         }

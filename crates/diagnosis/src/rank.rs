@@ -107,7 +107,9 @@ impl Cause {
             Cause::Voided => Code::Voided,
             Cause::Refunded => Code::Refunded,
             Cause::Declined => Code::Declined,
-            Cause::SyncUploadOnly | Cause::SyncBatchOpen | Cause::SyncTerminalSilent => Code::SyncPending,
+            Cause::SyncUploadOnly | Cause::SyncBatchOpen | Cause::SyncTerminalSilent => {
+                Code::SyncPending
+            }
             Cause::MissingAtBank => Code::MissingAtBank,
             Cause::MaintenanceQueryVisible
             | Cause::MaintenanceSettlement
