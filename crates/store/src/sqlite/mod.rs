@@ -158,7 +158,7 @@ impl SqliteStore {
 
     /// Schema version in force.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.read(|c| migrations::current_version(c))
+        self.read(migrations::current_version)
     }
 
     /// Highest sealed sequence number (the `as_of` a first page would pin).

@@ -1254,12 +1254,11 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
             pending_status = next_status(&mut sts)?;
             status_started = true;
         }
-        while let Some((s, _)) = &pending_status {
-            if *s >= seq {
-                break;
+        if let Some((s, _)) = &pending_status {
+            if *s < seq {
+                report.first_break = Some(ChainBreak { seq: *s, id: None, what: BreakKind::OrphanStatus });
+                return Ok(report);
             }
-            report.first_break = Some(ChainBreak { seq: *s, id: None, what: BreakKind::OrphanStatus });
-            return Ok(report);
         }
         let stored = match &pending_status {
             Some((s, st)) if *s == seq => {
