@@ -31,7 +31,7 @@ pub fn run(data: &Path, http: &str, pos: &str) -> anyhow::Result<ExitCode> {
         println!();
         println!("poslens is running ({:.1} s to start)", started.elapsed().as_secs_f64());
         println!("  web portal and API   http://{addr}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)");
-        println!("  POS front end        not part of this build yet ({pos} is reserved for it)");
+        println!("  POS front end        {pos} (ISO 8583; try: poslens terminal-sim --addr {pos})");
         println!("  logins (password {DEMO_PASSWORD}):");
         println!("    demo-merchant  商户管理员 merchant admin of {}", MERCHANTS[0].id);
         println!("    demo-staff     商户员工 merchant staff, terminals {}", MERCHANTS[0].terminals[..2].join(", "));

@@ -58,9 +58,42 @@ enum Command {
     /// API keys for ingest: create, list.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
+    /// A POS terminal simulator: signs on, runs a transaction mix, prints counts and latencies.
+    TerminalSim(TerminalSimArgs),
     /// ISO 8583 tools for people debugging terminals.
     #[command(subcommand)]
     Iso(IsoCommand),
+}
+
+#[derive(clap::Args)]
+struct TerminalSimArgs {
+    /// POS front end address.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    addr: String,
+    /// Merchant id (field 42) of every simulated terminal.
+    #[arg(long, default_value = "898310048990001")]
+    merchant: String,
+    /// Terminal ids, comma-separated; ranges like 50000001-50000200 allowed. One connection each.
+    #[arg(long, default_value = "10000001,10000002,10000003")]
+    terminals: String,
+    /// The terminals' master key (32 hex digits) when they are keyed (MAC on).
+    #[arg(long)]
+    master_key: Option<String>,
+    /// Transactions in total.
+    #[arg(long, default_value_t = 100)]
+    count: u64,
+    /// Concurrent terminals (at most the number of terminal ids).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Weighted mix of purchase, void, refund, preauth, balance.
+    #[arg(long, default_value = "purchase:80,void:5,refund:5,preauth:5,balance:5")]
+    mix: String,
+    /// Settle each terminal's batch at the end.
+    #[arg(long)]
+    settle: bool,
+    /// Seconds to wait for each reply.
+    #[arg(long, default_value_t = 10)]
+    reply_timeout_s: u64,
 }
 
 #[derive(Subcommand)]
@@ -95,8 +128,44 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Terminal(cmd) => admin::terminal(&cli.data, cmd),
         Command::User(cmd) => admin::user(&cli.data, cmd),
         Command::Apikey(cmd) => admin::apikey(&cli.data, cmd),
+        Command::TerminalSim(args) => terminal_sim(args),
         Command::Iso(IsoCommand::Decode { hex }) => iso_decode(hex),
     }
+}
+
+fn terminal_sim(a: TerminalSimArgs) -> anyhow::Result<ExitCode> {
+    let cfg = pos::sim::SimConfig {
+        addr: a.addr,
+        merchant_id: a.merchant,
+        terminal_ids: pos::sim::parse_terminals(&a.terminals)?,
+        master_key_hex: a.master_key,
+        count: a.count,
+        concurrency: a.concurrency,
+        mix: pos::sim::parse_mix(&a.mix)?,
+        settle: a.settle,
+        reply_timeout: std::time::Duration::from_secs(a.reply_timeout_s),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let r = rt.block_on(pos::sim::run(cfg))?;
+    let declined: u64 = r.declined.values().sum();
+    println!("approved {}  declined {}  errors {}", r.approved, declined, r.errors);
+    for (code, n) in &r.declined {
+        println!("  declined {code}: {n}");
+    }
+    println!(
+        "{:.0} transactions/s over {:.2} s; latency p50 {:.2} ms, p99 {:.2} ms",
+        r.per_second(),
+        r.elapsed.as_secs_f64(),
+        r.latency_p50_us as f64 / 1000.0,
+        r.latency_p99_us as f64 / 1000.0
+    );
+    if r.settled_balanced + r.settled_unbalanced > 0 {
+        println!("settlement: {} balanced, {} unbalanced", r.settled_balanced, r.settled_unbalanced);
+    }
+    if r.reply_mac_failures > 0 {
+        println!("replies with a bad MAC: {}", r.reply_mac_failures);
+    }
+    Ok(if r.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn iso_decode(hex_arg: Option<String>) -> anyhow::Result<ExitCode> {

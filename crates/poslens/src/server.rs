@@ -1,4 +1,4 @@
-//! Serving: the HTTP API (and later the POS front end) on configured addresses.
+//! Serving: the HTTP API and the POS front end on configured addresses.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -52,6 +52,13 @@ pub fn serve(
 ) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
+        // The POS front end shares the store and keeps its own files next to the database.
+        let pos_data = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
+        let pos_host = pos::Host::open(store.clone(), card_key.clone(), pos::HostConfig::new(pos_data))
+            .context("starting the POS front end")?;
+        let _pos = pos::spawn(&cfg.pos, std::sync::Arc::new(pos_host), pos::Limits::default())
+            .await
+            .with_context(|| format!("cannot listen on {} for POS terminals (in use? pass another address)", cfg.pos))?;
         let mut state = api::AppState::new(store, card_key.clone(), crate::cursor_key(&card_key));
         state.secure_cookies = cfg.secure_cookies;
         let listener = tokio::net::TcpListener::bind(&cfg.http)
