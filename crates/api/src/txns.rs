@@ -206,14 +206,22 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Ap
                 None
             };
             if query.cursor.is_none() {
-                store.append_audit(&NewAuditEvent {
+                // Recorded after the answer: a query's audit line need not hold up the page
+                // for a durable commit.
+                let event = NewAuditEvent {
                     actor: audit_actor,
                     action: "query_transactions".into(),
                     target: query.merchant_id.as_ref().map(|m| m.to_string()),
                     detail: None,
                     ip: None,
                     at: Utc::now(),
-                })?;
+                };
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.append_audit(&event) {
+                        tracing::error!(error = %e, "audit of a query failed");
+                    }
+                });
             }
             Ok((page, summary))
         })
