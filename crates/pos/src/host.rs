@@ -174,11 +174,14 @@ struct Upload {
     items: u32,
 }
 
-/// Approved debit / credit counts of one open batch (the 999 limit).
-#[derive(Debug, Default, Clone, Copy)]
+/// What this process knows of one batch: approved debit / credit counts (the 999 limit) and
+/// every STAN with a record. Loaded from the store once per batch, then kept up to date under
+/// the terminal lock, so the hot path asks the store about a STAN only when it was used before.
+#[derive(Debug, Default, Clone)]
 struct BatchCounts {
     debit: u32,
     credit: u32,
+    stans: HashSet<u32>,
 }
 
 /// Most debit (and, separately, credit) transactions in one batch: field 48 counts are n3.
@@ -746,12 +749,20 @@ impl Host {
             return o;
         }
         let kind = txn_kind(f.kind);
-        let same_key = match self.rows_by_key(ctx, f.context.batch, f.stan).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "lookup failed; answering 96");
-                return self.reply_code(ctx, msg, "96");
+        if let Err(e) = self.load_batch_counts(ctx, f.context.batch).await {
+            warn!(error = %e, "batch lookup failed; answering 96");
+            return self.reply_code(ctx, msg, "96");
+        }
+        let same_key = if self.stan_used(ctx, f.context.batch, f.stan) {
+            match self.rows_by_key(ctx, f.context.batch, f.stan).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "lookup failed; answering 96");
+                    return self.reply_code(ctx, msg, "96");
+                }
             }
+        } else {
+            Vec::new()
         };
         if let Some(row) = same_key.iter().find(|r| !r.reversal && r.kind == kind) {
             // A retransmission whose first reply this process no longer remembers.
@@ -845,7 +856,8 @@ impl Host {
 
     fn batch_has_room(&self, ctx: &Ctx, batch: u32, kind: TxnKind) -> bool {
         let m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
-        let c = m.get(&(ctx.lock_key(), batch)).copied().unwrap_or_default();
+        let (debit, credit) = m.get(&(ctx.lock_key(), batch)).map(|c| (c.debit, c.credit)).unwrap_or_default();
+        let c = BatchCounts { debit, credit, stans: HashSet::new() };
         match kind {
             k if is_debit(k) => c.debit < BATCH_TXNS_MAX,
             TxnKind::Refund => c.credit < BATCH_TXNS_MAX,
@@ -853,16 +865,20 @@ impl Host {
         }
     }
 
-    async fn load_batch_counts(&self, ctx: &Ctx, batch: u32) {
+    /// Loads the batch's index from the store unless this process already has it.
+    async fn load_batch_counts(&self, ctx: &Ctx, batch: u32) -> Result<(), PosError> {
         let known = {
             let m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
             m.contains_key(&(ctx.lock_key(), batch))
         };
         if known {
-            return;
+            return Ok(());
         }
         let counts = match self.batch_rows(ctx, batch).await {
             Ok(rows) => rows.iter().fold(BatchCounts::default(), |mut c, r| {
+                if let Some(s) = r.stan {
+                    c.stans.insert(s.get());
+                }
                 if r.response_code.is_approved() && !r.reversal {
                     if is_debit(r.kind) {
                         c.debit += 1;
@@ -872,15 +888,26 @@ impl Host {
                 }
                 c
             }),
-            Err(_) => return,
+            Err(e) => return Err(e),
         };
         let mut m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
         m.insert((ctx.lock_key(), batch), counts);
+        Ok(())
     }
 
-    fn count_approved(&self, ctx: &Ctx, batch: u32, kind: TxnKind) {
+    /// True when the batch may hold a record with this STAN (so the store must be asked).
+    fn stan_used(&self, ctx: &Ctx, batch: u32, stan: u32) -> bool {
+        let m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&(ctx.lock_key(), batch)).is_none_or(|c| c.stans.contains(&stan))
+    }
+
+    fn note_record(&self, ctx: &Ctx, batch: u32, stan: u32, kind: TxnKind, approved: bool) {
         let mut m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = m.get_mut(&(ctx.lock_key(), batch)) {
+            c.stans.insert(stan);
+            if !approved {
+                return;
+            }
             if is_debit(kind) {
                 c.debit += 1;
             } else if kind == TxnKind::Refund {
@@ -1039,9 +1066,6 @@ impl Host {
     ) -> Outcome {
         let approved = code == "00";
         let kind = txn_kind(f.kind);
-        if approved {
-            self.load_batch_counts(ctx, f.context.batch).await;
-        }
         let Ok(rrn) = self.rrn.next() else {
             warn!("no RRN could be reserved; answering 96");
             return self.reply_code(ctx, msg, "96");
@@ -1064,8 +1088,8 @@ impl Host {
             warn!(error = %e, terminal_id = %ctx.terminal_id, stan = f.stan, "store failed; answering 96");
             return self.reply_code(ctx, msg, "96");
         }
-        if approved {
-            self.count_approved(ctx, f.context.batch, kind);
+        if recordable {
+            self.note_record(ctx, f.context.batch, f.stan, kind, approved);
         }
         let data = ReplyData { rrn: Some(rrn), auth_code: auth, ..ReplyData::default() };
         let Some(reply) = self.build(ctx, msg, code, data) else { return Outcome::Close("reply could not be built") };
@@ -1170,6 +1194,7 @@ impl Host {
                     }
                 }
             }
+            self.note_record(ctx, f.context.batch, f.stan, kind, false);
             info!(terminal_id = %ctx.terminal_id, stan = f.stan, orphan = original.is_none(), "reversal recorded");
         }
         let data = ReplyData { rrn: Some(rrn), auth_code: orig_auth, ..ReplyData::default() };
