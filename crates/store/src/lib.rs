@@ -22,14 +22,21 @@
 
 mod cardkey;
 mod error;
+mod findability;
 mod model;
 mod repo;
+mod repo_recon;
 mod sqlite;
 mod validate;
 
 pub use cardkey::{card_key, CARD_KEY_FILE};
+pub use findability::{
+    Affects, Announcement, AnnouncementRepo, NewAnnouncement, NewTicket, Resolution, Ticket, TicketEvent, TicketRepo,
+    TicketStatus,
+};
 pub use error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 pub use model::*;
+pub use repo_recon::*;
 pub use repo::{ApiKeyRepo, AuditRepo, MerchantRepo, TerminalRepo, TxnRepo, UserRepo};
 pub use sqlite::{SqliteStore, StoreConfig, DB_FILE};
 pub use validate::{validate, FieldError, IngestObject};

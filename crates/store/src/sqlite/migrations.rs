@@ -6,7 +6,11 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// `(version, sql)`. Append only: never edit a migration that has shipped.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_initial.sql")),
+    (2, include_str!("../../migrations/0002_clearing.sql")),
+    (3, include_str!("../../migrations/0003_findability.sql")),
+];
 
 pub(crate) fn latest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)

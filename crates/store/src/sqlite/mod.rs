@@ -3,8 +3,11 @@
 
 mod admin;
 mod chain;
+mod clearing;
+mod findability;
 pub(crate) mod ids;
 mod migrations;
+mod recon;
 mod txn;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
