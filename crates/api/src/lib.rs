@@ -12,6 +12,7 @@ pub mod cursor;
 mod dto;
 pub mod error;
 mod export;
+mod findability;
 pub mod ingest;
 mod metrics;
 mod openapi;
@@ -79,6 +80,13 @@ pub fn app(state: AppState) -> Router {
         .route("/merchants/{id}", get(routes::merchant))
         .route("/merchants/{id}/status", post(routes::set_merchant_status))
         .route("/terminals", get(routes::terminals))
+        .route("/announcements", get(findability::list_announcements).post(findability::create_announcement))
+        .route("/announcements/{id}", axum::routing::put(findability::update_announcement))
+        .route("/announcements/{id}/end", post(findability::end_announcement))
+        .route("/tickets", get(findability::list_tickets).post(findability::open_ticket))
+        .route("/tickets/{id}", get(findability::get_ticket))
+        .route("/tickets/{id}/{step}", post(findability::ticket_step))
+        .route("/audit", get(findability::audit_log))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("endpoint") });
     Router::new()

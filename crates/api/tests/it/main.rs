@@ -7,5 +7,6 @@ mod auth;
 mod authz;
 mod bad_input;
 mod export;
+mod findability;
 mod ingest;
 mod query;
