@@ -99,7 +99,7 @@ fn serve_ingest_query_page_while_rows_arrive_and_export() {
     assert!(!ok && err.contains("merchant_id must be 15 characters"), "{err}");
 
     let config = data.join("poslens.toml");
-    std::fs::write(&config, "http = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(&config, "http = \"127.0.0.1:0\"\npos = \"127.0.0.1:0\"\n").unwrap();
     let server = start(data, &["serve", "--config", config.to_str().unwrap()], "serving http://", Duration::from_secs(60));
     let base = format!("http://{}", server.base);
     let http = client();
