@@ -17,6 +17,7 @@ pub mod ingest;
 mod metrics;
 mod openapi;
 mod params;
+pub mod recon;
 mod routes;
 mod txns;
 mod xlsx;
@@ -87,6 +88,11 @@ pub fn app(state: AppState) -> Router {
         .route("/tickets/{id}", get(findability::get_ticket))
         .route("/tickets/{id}/{step}", post(findability::ticket_step))
         .route("/audit", get(findability::audit_log))
+        .route("/clearing/files", get(recon::list_files).post(recon::upload).layer(axum::extract::DefaultBodyLimit::max(recon::CLEARING_UPLOAD_BYTES_MAX)))
+        .route("/reconciliation/runs", get(recon::list_runs).post(recon::start_run))
+        .route("/reconciliation/runs/{id}", get(recon::get_run))
+        .route("/reconciliation/runs/{id}/items", get(recon::list_items))
+        .route("/reconciliation/runs/{id}/items/export", get(recon::export_items))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("endpoint") });
     Router::new()

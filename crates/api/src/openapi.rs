@@ -35,7 +35,7 @@ pub async fn document() -> Json<Value> {
     list_params.extend([param("limit", "1..500, default 50"), param("cursor", "next_cursor of the previous page"), param("include", "summary")]);
     let mut export_params = filters();
     export_params.extend([param("format", "csv|xlsx"), param("encoding", "utf-8|gbk (CSV)"), param("lang", "zh|en")]);
-    Json(json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "poslens API", "version": "1"},
         "servers": [{"url": "/api/v1"}],
@@ -86,5 +86,9 @@ pub async fn document() -> Json<Value> {
             "/terminals": {"get": {"summary": "Terminals in scope with sync state", "parameters": [param("merchant_id", "15 characters")],
                 "responses": {"200": {"description": "list"}}}}
         }
-    }))
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(crate::recon::openapi_paths());
+    }
+    Json(doc)
 }

@@ -1,0 +1,299 @@
+//! Clearing files and reconciliation runs: the bank side of synchronisation and what a run
+//! found. Kept apart from `repo.rs` (transactions, administration) because it is its own
+//! aggregate: files are imported whole, runs are written whole, neither edits a transaction.
+//!
+//! Large writes (a clearing file of a million rows, a run of a million items) go to the writer
+//! as one job fed in chunks over a bounded channel, like `bulk_ingest`: one database transaction,
+//! memory bounded by the chunk size, nothing visible until the end and nothing kept on failure.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use chrono::{DateTime, Utc};
+use domain::{Channel, MerchantId, SettlementDate};
+use recon::{ClearingRecord, MatchPass, Outcome, PlatformRecord, Summary};
+
+use crate::error::StoreError;
+use crate::model::Scope;
+
+/// Rows per chunk handed to the writer during an import or a run.
+pub const RECON_CHUNK_ROWS: usize = 8_192;
+/// Chunks queued for the writer before the feeding side waits.
+pub const RECON_CHUNKS_IN_FLIGHT: usize = 8;
+/// Items per page at most.
+pub const RECON_ITEMS_PAGE_MAX: u32 = 500;
+
+/// An import about to start.
+#[derive(Debug, Clone)]
+pub struct NewClearingFile {
+    pub sha256_hex: String,
+    /// The file's name as given (no directories).
+    pub name: String,
+    pub profile: String,
+    pub actor: String,
+    /// Supersede a live import of the same bytes instead of refusing.
+    pub replace: bool,
+}
+
+/// One good row of the file. `record.file` is ignored (the store assigns the file's id).
+#[derive(Debug, Clone)]
+pub struct NewClearingRow {
+    pub record: ClearingRecord,
+    /// The keyed card token when the file carried a clear PAN (never the PAN itself).
+    pub card_token: Option<String>,
+    /// WeChat Pay's 特约商户号 when the file names no merchant: resolved on import.
+    pub sub_merchant_id: Option<String>,
+}
+
+/// An imported file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingFileInfo {
+    pub id: i64,
+    pub sha256_hex: String,
+    pub name: String,
+    pub profile: String,
+    pub actor: String,
+    pub imported_at: DateTime<Utc>,
+    pub rows: u64,
+    pub bad_rows: u64,
+    pub superseded_by: Option<i64>,
+    /// The earlier import this one superseded (`--replace`).
+    pub supersedes: Option<i64>,
+}
+
+/// One (settlement date, channel) covered by a live file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingStatusEntry {
+    pub settlement_date: SettlementDate,
+    pub channel: Channel,
+    pub file_id: i64,
+    pub file_name: String,
+    pub rows: u64,
+    pub imported_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClearingImportError {
+    #[error("this file (SHA-256 {}) was imported before as {:?} (import #{}, {}); use --replace to supersede that import", .existing.sha256_hex, .existing.name, .existing.id, .existing.imported_at.to_rfc3339())]
+    Duplicate { existing: Box<ClearingFileInfo> },
+    #[error("import abandoned; nothing was stored: {0}")]
+    Aborted(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ClearingImportError {
+    fn from(e: rusqlite::Error) -> Self {
+        ClearingImportError::Store(StoreError::from(e))
+    }
+}
+
+pub(crate) enum ClearingMsg {
+    Rows(Vec<NewClearingRow>),
+    Commit { bad_rows: u64 },
+}
+
+/// An import in progress: feed rows, then [`ClearingImport::commit`]. Dropping it (or
+/// [`ClearingImport::abort`]) stores nothing.
+pub struct ClearingImport {
+    pub(crate) tx: Option<SyncSender<ClearingMsg>>,
+    pub(crate) done: Receiver<Result<ClearingFileInfo, ClearingImportError>>,
+    pub(crate) pending: Vec<NewClearingRow>,
+}
+
+impl ClearingImport {
+    pub fn push(&mut self, row: NewClearingRow) -> Result<(), ClearingImportError> {
+        self.pending.push(row);
+        if self.pending.len() >= RECON_CHUNK_ROWS {
+            let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(RECON_CHUNK_ROWS));
+            self.send(ClearingMsg::Rows(chunk))?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: ClearingMsg) -> Result<(), ClearingImportError> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(msg).is_ok()).unwrap_or(false);
+        if sent {
+            return Ok(());
+        }
+        // The writer stopped early: its answer says why.
+        self.tx = None;
+        match self.done.recv() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(ClearingImportError::Store(StoreError::WriterGone)),
+        }
+    }
+
+    /// Keeps everything pushed, durably, in one commit.
+    pub fn commit(mut self, bad_rows: u64) -> Result<ClearingFileInfo, ClearingImportError> {
+        if !self.pending.is_empty() {
+            let chunk = std::mem::take(&mut self.pending);
+            self.send(ClearingMsg::Rows(chunk))?;
+        }
+        self.send(ClearingMsg::Commit { bad_rows })?;
+        self.tx = None;
+        self.done.recv().map_err(|_| ClearingImportError::Store(StoreError::WriterGone))?
+    }
+
+    /// Stores nothing.
+    pub fn abort(mut self) {
+        self.tx = None;
+        let _ = self.done.recv();
+    }
+}
+
+/// What a run for D looks at, loaded from the store.
+#[derive(Debug, Default)]
+pub struct ReconInputData {
+    /// Platform records of D-1..D+1 (merchant filter applied), `id` = the record's sequence.
+    pub platform: Vec<PlatformRecord>,
+    /// Rows of live files of D-1..D+1, in (file, line) order.
+    pub clearing: Vec<ClearingRecord>,
+    /// Channels with a live file for D.
+    pub channels_with_clearing: Vec<Channel>,
+    /// File id → file name.
+    pub file_names: HashMap<i64, String>,
+    /// Record sequence → its opaque transaction id.
+    pub(crate) txn_ids: HashMap<i64, String>,
+}
+
+impl ReconInputData {
+    /// The opaque transaction id (as the API shows it) of a platform record.
+    pub fn txn_id(&self, id: recon::PlatformId) -> Option<&str> {
+        self.txn_ids.get(&id.0).map(String::as_str)
+    }
+}
+
+/// A run about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewReconRun {
+    pub settlement_date: SettlementDate,
+    pub merchant_id: Option<MerchantId>,
+    pub actor: String,
+    pub started_at: DateTime<Utc>,
+    pub summary: Summary,
+    pub pending_channels: Vec<Channel>,
+    pub platform_records: u64,
+    pub clearing_rows: u64,
+}
+
+/// One item, owned, as stored and as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconItemRow {
+    /// Store id (0 before it is stored); also the paging key.
+    pub id: i64,
+    pub outcome: Outcome,
+    pub match_pass: Option<MatchPass>,
+    pub merchant_id: Option<String>,
+    pub terminal_id: Option<String>,
+    pub batch_no: Option<u32>,
+    pub stan: Option<u32>,
+    pub rrn: Option<String>,
+    pub external_ref: Option<String>,
+    pub channel: Channel,
+    pub txn_time: Option<DateTime<Utc>>,
+    pub platform_seq: Option<i64>,
+    pub platform_id: Option<String>,
+    pub platform_amount_fen: Option<i64>,
+    pub clearing_amount_fen: Option<i64>,
+    pub clearing_fee_fen: Option<i64>,
+    pub clearing_file_id: Option<i64>,
+    /// Filled on reads.
+    pub clearing_file_name: Option<String>,
+    pub clearing_line: Option<u64>,
+}
+
+impl ReconItemRow {
+    /// The owned form of an engine item; `input` names the platform record.
+    pub fn from_item(item: &recon::Item<'_>, input: &ReconInputData) -> ReconItemRow {
+        let p = item.platform;
+        let c = item.clearing;
+        ReconItemRow {
+            id: 0,
+            outcome: item.outcome,
+            match_pass: item.match_pass,
+            merchant_id: p.map(|p| p.merchant.to_string()).or_else(|| c.and_then(|c| c.merchant.as_ref().map(|m| m.to_string()))),
+            terminal_id: p.and_then(|p| p.terminal.as_ref()).or_else(|| c.and_then(|c| c.terminal.as_ref())).map(|t| t.to_string()),
+            batch_no: p.and_then(|p| p.batch).or_else(|| c.and_then(|c| c.batch)).map(|b| b.get()),
+            stan: p.and_then(|p| p.stan).or_else(|| c.and_then(|c| c.stan)).map(|s| s.get()),
+            rrn: p.and_then(|p| p.rrn.as_ref()).or_else(|| c.and_then(|c| c.rrn.as_ref())).map(|r| r.to_string()),
+            external_ref: p.and_then(|p| p.external_ref.clone()).or_else(|| c.and_then(|c| c.external_ref.clone())),
+            channel: p.map(|p| p.channel).or(c.map(|c| c.channel)).unwrap_or(Channel::Card),
+            txn_time: p.map(|p| p.txn_time).or_else(|| c.and_then(|c| c.txn_time)),
+            platform_seq: p.map(|p| p.id.0),
+            platform_id: p.and_then(|p| input.txn_id(p.id)).map(str::to_owned),
+            platform_amount_fen: p.map(|p| p.amount.fen()),
+            clearing_amount_fen: c.map(|c| c.amount.fen()),
+            clearing_fee_fen: c.map(|c| c.fee.fen()),
+            clearing_file_id: c.map(|c| c.file.0),
+            clearing_file_name: c.and_then(|c| input.file_names.get(&c.file.0).cloned()),
+            clearing_line: c.map(|c| c.line),
+        }
+    }
+}
+
+/// A recorded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconRun {
+    pub id: i64,
+    pub settlement_date: SettlementDate,
+    pub merchant_id: Option<MerchantId>,
+    pub actor: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `(outcome, count, amount_fen)` in [`Outcome::ALL`] order.
+    pub totals: Vec<(Outcome, u64, i64)>,
+    pub pending_channels: Vec<Channel>,
+    pub pending_count: u64,
+    pub platform_records: u64,
+    pub clearing_rows: u64,
+    pub superseded_by: Option<i64>,
+}
+
+/// Which items of a run to list.
+#[derive(Debug, Clone, Default)]
+pub struct ReconItemQuery {
+    pub run_id: i64,
+    pub outcome: Option<Outcome>,
+    /// Merchant users: their merchant (staff: their terminals).
+    pub scope: Scope,
+    /// Keyset cursor: items with a larger id.
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+pub trait ClearingRepo {
+    /// The live import of these bytes, if any.
+    fn find_clearing_file(&self, sha256_hex: &str) -> Result<Option<ClearingFileInfo>, StoreError>;
+    /// Starts an import: refuses bytes imported before unless `file.replace`.
+    fn begin_clearing_import(&self, file: NewClearingFile) -> Result<ClearingImport, ClearingImportError>;
+    /// Newest first, superseded imports included.
+    fn list_clearing_files(&self, limit: u32) -> Result<Vec<ClearingFileInfo>, StoreError>;
+    /// What live files cover each (date, channel) in `[from, to]`, oldest date first.
+    fn clearing_status(&self, from: SettlementDate, to: SettlementDate) -> Result<Vec<ClearingStatusEntry>, StoreError>;
+}
+
+pub trait ReconRepo {
+    /// Platform records and clearing rows of D-1..D+1, and the channels with a file for D.
+    fn load_recon_input(&self, date: SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError>;
+    /// Records a run and its items in one commit, superseding the live run for the same date
+    /// and merchant filter. Returns the run's id.
+    fn save_recon_run(
+        &self,
+        run: &NewReconRun,
+        items: &mut dyn Iterator<Item = ReconItemRow>,
+    ) -> Result<i64, StoreError>;
+    fn get_recon_run(&self, id: i64) -> Result<Option<ReconRun>, StoreError>;
+    /// Newest first, optionally of one date.
+    fn list_recon_runs(&self, date: Option<SettlementDate>, limit: u32) -> Result<Vec<ReconRun>, StoreError>;
+    /// Counts and amounts per outcome over the items `scope` may see.
+    fn recon_totals(&self, run_id: i64, scope: &Scope) -> Result<Vec<(Outcome, u64, i64)>, StoreError>;
+    /// One page by id; `has_more` when more follow.
+    fn list_recon_items(&self, q: &ReconItemQuery) -> Result<(Vec<ReconItemRow>, bool), StoreError>;
+    /// Every matching item (cursor and limit ignored), in id order, with bounded memory.
+    fn export_recon_items(
+        &self,
+        q: &ReconItemQuery,
+        on_row: &mut dyn FnMut(&ReconItemRow) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError>;
+}

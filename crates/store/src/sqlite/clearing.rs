@@ -1,0 +1,236 @@
+//! Clearing-file imports: one writer job per file, fed in chunks, one commit at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::sync_channel;
+
+use chrono::{Datelike, NaiveDate};
+use domain::{Channel, SettlementDate};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{from_us, now_us, SqliteStore, WriterCtx};
+use crate::error::StoreError;
+use crate::repo_recon::{
+    ClearingFileInfo, ClearingImport, ClearingImportError, ClearingMsg, ClearingRepo, ClearingStatusEntry,
+    NewClearingFile, NewClearingRow, RECON_CHUNKS_IN_FLIGHT,
+};
+
+pub(crate) fn date_to_int(d: SettlementDate) -> i64 {
+    let n = d.date();
+    i64::from(n.year()) * 10_000 + i64::from(n.month()) * 100 + i64::from(n.day())
+}
+
+pub(crate) fn int_to_date(v: i64) -> Result<SettlementDate, StoreError> {
+    let y = i32::try_from(v / 10_000).ok();
+    y.and_then(|y| NaiveDate::from_ymd_opt(y, ((v / 100) % 100) as u32, (v % 100) as u32))
+        .map(SettlementDate::new)
+        .ok_or(StoreError::Corrupt { column: "settlement_date", value: v.to_string() })
+}
+
+const FILE_COLS: &str = "f.id, f.sha256, f.name, f.profile, f.actor, f.imported_at_us, f.rows, f.bad_rows, f.superseded_by, \
+     (SELECT o.id FROM clearing_files o WHERE o.superseded_by = f.id)";
+
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClearingFileInfo> {
+    Ok(ClearingFileInfo {
+        id: r.get(0)?,
+        sha256_hex: r.get(1)?,
+        name: r.get(2)?,
+        profile: r.get(3)?,
+        actor: r.get(4)?,
+        imported_at: from_us(r.get(5)?),
+        rows: r.get::<_, i64>(6)? as u64,
+        bad_rows: r.get::<_, i64>(7)? as u64,
+        superseded_by: r.get(8)?,
+        supersedes: r.get(9)?,
+    })
+}
+
+fn live_file(c: &Connection, sha256_hex: &str) -> Result<Option<ClearingFileInfo>, StoreError> {
+    let sql = format!("SELECT {FILE_COLS} FROM clearing_files f WHERE f.sha256 = ?1 AND f.superseded_by IS NULL");
+    Ok(c.query_row(&sql, [sha256_hex], file_row).optional()?)
+}
+
+fn file_by_id(c: &Connection, id: i64) -> Result<ClearingFileInfo, StoreError> {
+    let sql = format!("SELECT {FILE_COLS} FROM clearing_files f WHERE f.id = ?1");
+    Ok(c.query_row(&sql, [id], file_row)?)
+}
+
+/// Resolves the merchant of rows whose file names none: the terminal's (when only one merchant
+/// has that terminal id), else the merchant with that WeChat sub-merchant id.
+#[derive(Default)]
+struct MerchantResolver {
+    by_terminal: HashMap<String, Option<String>>,
+    by_sub_merchant: HashMap<String, Option<String>>,
+}
+
+impl MerchantResolver {
+    fn resolve(&mut self, c: &Connection, row: &NewClearingRow) -> Result<Option<String>, StoreError> {
+        if let Some(t) = &row.record.terminal {
+            let t = t.to_string();
+            if !self.by_terminal.contains_key(&t) {
+                let mut stmt = c.prepare_cached("SELECT merchant_id FROM terminals WHERE terminal_id = ?1 LIMIT 2")?;
+                let found: Vec<String> = stmt.query_map([&t], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                self.by_terminal.insert(t.clone(), if found.len() == 1 { found.into_iter().next() } else { None });
+            }
+            if let Some(Some(m)) = self.by_terminal.get(&t) {
+                return Ok(Some(m.clone()));
+            }
+        }
+        if let Some(s) = &row.sub_merchant_id {
+            if !self.by_sub_merchant.contains_key(s) {
+                let m: Option<String> = c
+                    .query_row("SELECT merchant_id FROM merchants WHERE wechat_sub_mch_id = ?1 LIMIT 1", [s], |r| r.get(0))
+                    .optional()?;
+                self.by_sub_merchant.insert(s.clone(), m);
+            }
+            return Ok(self.by_sub_merchant.get(s).cloned().flatten());
+        }
+        Ok(None)
+    }
+}
+
+fn insert_file(ctx: &mut WriterCtx, file: &NewClearingFile) -> Result<(i64, Option<i64>), ClearingImportError> {
+    let c = &ctx.conn;
+    let earlier = live_file(c, &file.sha256_hex)?;
+    if let Some(existing) = &earlier {
+        if !file.replace {
+            return Err(ClearingImportError::Duplicate { existing: Box::new(existing.clone()) });
+        }
+        // Out of the unique index first; pointed at the new import below.
+        c.execute("UPDATE clearing_files SET superseded_by = id WHERE id = ?1", [existing.id])?;
+    }
+    c.execute(
+        "INSERT INTO clearing_files (sha256, name, profile, actor, imported_at_us, rows, bad_rows) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)",
+        params![file.sha256_hex, file.name, file.profile, file.actor, now_us()],
+    )?;
+    let id = c.last_insert_rowid();
+    if let Some(existing) = &earlier {
+        c.execute("UPDATE clearing_files SET superseded_by = ?1 WHERE id = ?2", [id, existing.id])?;
+        c.execute("DELETE FROM clearing_status WHERE file_id = ?1", [existing.id])?;
+    }
+    Ok((id, earlier.map(|e| e.id)))
+}
+
+fn insert_rows(
+    c: &Connection,
+    file_id: i64,
+    rows: Vec<NewClearingRow>,
+    resolver: &mut MerchantResolver,
+    per_day: &mut BTreeMap<(i64, &'static str), u64>,
+) -> Result<u64, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO clearing_rows (file_id, line, settlement_date, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, \
+         kind, channel, card_bin, card_last4, card_token, amount_fen, fee_fen, txn_time_us, external_ref, currency) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?;
+    let mut n = 0u64;
+    for row in rows {
+        let merchant = match &row.record.merchant {
+            Some(m) => Some(m.to_string()),
+            None => resolver.resolve(c, &row)?,
+        };
+        let r = &row.record;
+        let date = date_to_int(r.settlement_date);
+        stmt.execute(params![
+            file_id,
+            r.line as i64,
+            date,
+            merchant,
+            r.terminal.as_ref().map(|t| t.to_string()),
+            r.batch.map(|b| b.get()),
+            r.stan.map(|s| s.get()),
+            r.rrn.as_ref().map(|x| x.to_string()),
+            r.auth_code.as_ref().map(|a| a.to_string()),
+            r.kind.as_str(),
+            r.channel.as_str(),
+            r.card.as_ref().map(|c| c.bin().to_owned()),
+            r.card.as_ref().map(|c| c.last4().to_owned()),
+            row.card_token.as_deref().filter(|t| !t.is_empty()),
+            r.amount.fen(),
+            r.fee.fen(),
+            r.txn_time.map(|t| t.timestamp_micros()),
+            r.external_ref,
+            r.currency.as_str(),
+        ])?;
+        *per_day.entry((date, r.channel.as_str())).or_default() += 1;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl ClearingRepo for SqliteStore {
+    fn find_clearing_file(&self, sha256_hex: &str) -> Result<Option<ClearingFileInfo>, StoreError> {
+        self.read(|c| live_file(c, sha256_hex))
+    }
+
+    fn begin_clearing_import(&self, file: NewClearingFile) -> Result<ClearingImport, ClearingImportError> {
+        // Refuse early (the writer checks again under its lock).
+        if !file.replace {
+            if let Some(existing) = self.find_clearing_file(&file.sha256_hex)? {
+                return Err(ClearingImportError::Duplicate { existing: Box::new(existing) });
+            }
+        }
+        let (tx, rx) = sync_channel::<ClearingMsg>(RECON_CHUNKS_IN_FLIGHT);
+        let done = self.submit(move |ctx: &mut WriterCtx| -> Result<ClearingFileInfo, ClearingImportError> {
+            let (file_id, _) = insert_file(ctx, &file)?;
+            let mut resolver = MerchantResolver::default();
+            let mut per_day: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
+            let mut rows = 0u64;
+            let bad_rows = loop {
+                match rx.recv() {
+                    Ok(ClearingMsg::Rows(chunk)) => rows += insert_rows(&ctx.conn, file_id, chunk, &mut resolver, &mut per_day)?,
+                    Ok(ClearingMsg::Commit { bad_rows }) => break bad_rows,
+                    // The feeding side went away without committing: keep nothing.
+                    Err(_) => return Err(ClearingImportError::Aborted("the import was abandoned before its end".into())),
+                }
+            };
+            let c = &ctx.conn;
+            let at = now_us();
+            c.execute(
+                "UPDATE clearing_files SET rows = ?1, bad_rows = ?2, imported_at_us = ?3 WHERE id = ?4",
+                params![rows as i64, bad_rows as i64, at, file_id],
+            )?;
+            for ((date, channel), n) in per_day {
+                c.execute(
+                    "INSERT INTO clearing_status (settlement_date, channel, file_id, rows, imported_at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![date, channel, file_id, n as i64, at],
+                )?;
+            }
+            Ok(file_by_id(c, file_id)?)
+        })?;
+        Ok(ClearingImport { tx: Some(tx), done, pending: Vec::with_capacity(crate::repo_recon::RECON_CHUNK_ROWS) })
+    }
+
+    fn list_clearing_files(&self, limit: u32) -> Result<Vec<ClearingFileInfo>, StoreError> {
+        self.read(|c| {
+            let sql = format!("SELECT {FILE_COLS} FROM clearing_files f ORDER BY f.id DESC LIMIT ?1");
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([i64::from(limit.max(1))], file_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn clearing_status(&self, from: SettlementDate, to: SettlementDate) -> Result<Vec<ClearingStatusEntry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT s.settlement_date, s.channel, s.file_id, f.name, s.rows, s.imported_at_us \
+                 FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id AND f.superseded_by IS NULL \
+                 WHERE s.settlement_date BETWEEN ?1 AND ?2 ORDER BY s.settlement_date, s.channel, s.file_id",
+            )?;
+            let mut rows = stmt.query([date_to_int(from), date_to_int(to)])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let channel: String = r.get(1)?;
+                out.push(ClearingStatusEntry {
+                    settlement_date: int_to_date(r.get(0)?)?,
+                    channel: Channel::parse(&channel)
+                        .map_err(|_| StoreError::Corrupt { column: "clearing_status.channel", value: channel.clone() })?,
+                    file_id: r.get(2)?,
+                    file_name: r.get(3)?,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    imported_at: from_us(r.get(5)?),
+                });
+            }
+            Ok(out)
+        })
+    }
+}

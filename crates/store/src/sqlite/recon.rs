@@ -1,0 +1,506 @@
+//! Reconciliation: loading what a run looks at, recording runs and items, reading them back.
+
+use std::collections::HashMap;
+use std::sync::mpsc::sync_channel;
+
+use domain::{
+    Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind,
+    TxnStatus,
+};
+use recon::{ClearingFileId, ClearingRecord, MaskedCard, MatchPass, Outcome, PlatformId, PlatformRecord};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::clearing::{date_to_int, int_to_date};
+use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
+use crate::error::StoreError;
+use crate::model::Scope;
+use crate::repo_recon::{
+    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRow, ReconRepo, ReconRun, RECON_CHUNKS_IN_FLIGHT,
+    RECON_CHUNK_ROWS, RECON_ITEMS_PAGE_MAX,
+};
+
+fn corrupt(column: &'static str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { column, value: value.to_string() }
+}
+
+fn opt_parse<T, E>(v: Option<String>, column: &'static str, f: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, StoreError> {
+    v.map(|s| f(&s).map_err(|_| corrupt(column, &s))).transpose()
+}
+
+fn opt_num<T, E>(v: Option<i64>, column: &'static str, f: impl Fn(u32) -> Result<T, E>) -> Result<Option<T>, StoreError> {
+    v.map(|n| u32::try_from(n).ok().and_then(|n| f(n).ok()).ok_or_else(|| corrupt(column, n))).transpose()
+}
+
+fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, out: &mut ReconInputData) -> Result<(), StoreError> {
+    let mut sql = String::from(
+        "SELECT r.seq, r.received_at_us, r.merchant_id, r.terminal_id, r.batch_no, r.stan, r.rrn, r.auth_code, r.kind, \
+         r.channel, r.card_bin, r.card_last4, r.amount_fen, r.currency, r.response_code, r.txn_time_us, \
+         r.settlement_date, r.original_seq, r.reversal, r.source, r.external_ref, s.status \
+         FROM txn_records r JOIN txn_status s ON s.seq = r.seq WHERE r.settlement_date BETWEEN ?1 AND ?2",
+    );
+    if merchant.is_some() {
+        sql.push_str(" AND r.merchant_id = ?3");
+    }
+    let mut stmt = c.prepare(&sql)?;
+    let m = merchant.map(|m| m.to_string()).unwrap_or_default();
+    let mut rows = if merchant.is_some() { stmt.query(params![from, to, m])? } else { stmt.query(params![from, to])? };
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let received_us: i64 = r.get(1)?;
+        let merchant_s: String = r.get(2)?;
+        let kind: String = r.get(8)?;
+        let channel: String = r.get(9)?;
+        let bin: Option<String> = r.get(10)?;
+        let last4: Option<String> = r.get(11)?;
+        let currency: String = r.get(13)?;
+        let rc: String = r.get(14)?;
+        let source: String = r.get(19)?;
+        let status: String = r.get(21)?;
+        let rec = PlatformRecord {
+            id: PlatformId(seq),
+            merchant: MerchantId::parse(&merchant_s).map_err(|_| corrupt("txn_records.merchant_id", &merchant_s))?,
+            terminal: opt_parse(r.get(3)?, "txn_records.terminal_id", TerminalId::parse)?,
+            batch: opt_num(r.get(4)?, "txn_records.batch_no", BatchNo::new)?,
+            stan: opt_num(r.get(5)?, "txn_records.stan", Stan::new)?,
+            rrn: opt_parse(r.get(6)?, "txn_records.rrn", Rrn::parse)?,
+            auth_code: opt_parse(r.get(7)?, "txn_records.auth_code", AuthCode::parse)?,
+            kind: TxnKind::parse(&kind).map_err(|_| corrupt("txn_records.kind", &kind))?,
+            channel: Channel::parse(&channel).map_err(|_| corrupt("txn_records.channel", &channel))?,
+            approved: ResponseCode::parse(&rc).map(|c| c.is_approved()).map_err(|_| corrupt("txn_records.response_code", &rc))?,
+            is_reversal: r.get::<_, i64>(18)? != 0,
+            status: TxnStatus::parse(&status).map_err(|_| corrupt("txn_status.status", &status))?,
+            amount: Amount::from_fen(r.get(12)?).map_err(|_| corrupt("txn_records.amount_fen", "?"))?,
+            currency: Currency::parse(&currency).map_err(|_| corrupt("txn_records.currency", &currency))?,
+            card: match (bin, last4) {
+                (Some(b), Some(l)) => MaskedCard::new(&b, &l),
+                _ => None,
+            },
+            txn_time: from_us(r.get(15)?),
+            settlement_date: int_to_date(r.get(16)?)?,
+            external_ref: r.get(20)?,
+            original_id: r.get::<_, Option<i64>>(17)?.map(PlatformId),
+            source: Source::parse(&source).map_err(|_| corrupt("txn_records.source", &source))?,
+        };
+        out.txn_ids.insert(seq, ids::encode(received_us.div_euclid(1000), seq));
+        out.platform.push(rec);
+    }
+    Ok(())
+}
+
+fn load_clearing(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, out: &mut ReconInputData) -> Result<(), StoreError> {
+    let mut sql = String::from(
+        "SELECT cr.file_id, cr.line, cr.settlement_date, cr.merchant_id, cr.terminal_id, cr.batch_no, cr.stan, cr.rrn, \
+         cr.auth_code, cr.kind, cr.channel, cr.card_bin, cr.card_last4, cr.amount_fen, cr.fee_fen, cr.txn_time_us, \
+         cr.external_ref, cr.currency \
+         FROM clearing_rows cr JOIN clearing_files f ON f.id = cr.file_id AND f.superseded_by IS NULL \
+         WHERE cr.settlement_date BETWEEN ?1 AND ?2",
+    );
+    if merchant.is_some() {
+        sql.push_str(" AND cr.merchant_id = ?3");
+    }
+    sql.push_str(" ORDER BY cr.file_id, cr.line");
+    let mut stmt = c.prepare(&sql)?;
+    let m = merchant.map(|m| m.to_string()).unwrap_or_default();
+    let mut rows = if merchant.is_some() { stmt.query(params![from, to, m])? } else { stmt.query(params![from, to])? };
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(9)?;
+        let channel: String = r.get(10)?;
+        let bin: Option<String> = r.get(11)?;
+        let last4: Option<String> = r.get(12)?;
+        let currency: String = r.get(17)?;
+        out.clearing.push(ClearingRecord {
+            file: ClearingFileId(r.get(0)?),
+            line: r.get::<_, i64>(1)? as u64,
+            settlement_date: int_to_date(r.get(2)?)?,
+            merchant: opt_parse(r.get(3)?, "clearing_rows.merchant_id", MerchantId::parse)?,
+            terminal: opt_parse(r.get(4)?, "clearing_rows.terminal_id", TerminalId::parse)?,
+            batch: opt_num(r.get(5)?, "clearing_rows.batch_no", BatchNo::new)?,
+            stan: opt_num(r.get(6)?, "clearing_rows.stan", Stan::new)?,
+            rrn: opt_parse(r.get(7)?, "clearing_rows.rrn", Rrn::parse)?,
+            auth_code: opt_parse(r.get(8)?, "clearing_rows.auth_code", AuthCode::parse)?,
+            kind: TxnKind::parse(&kind).map_err(|_| corrupt("clearing_rows.kind", &kind))?,
+            channel: Channel::parse(&channel).map_err(|_| corrupt("clearing_rows.channel", &channel))?,
+            card: match (bin, last4) {
+                (Some(b), Some(l)) => MaskedCard::new(&b, &l),
+                _ => None,
+            },
+            amount: Amount::from_fen(r.get(13)?).map_err(|_| corrupt("clearing_rows.amount_fen", "?"))?,
+            fee: Amount::from_fen(r.get(14)?).map_err(|_| corrupt("clearing_rows.fee_fen", "?"))?,
+            currency: Currency::parse(&currency).map_err(|_| corrupt("clearing_rows.currency", &currency))?,
+            txn_time: r.get::<_, Option<i64>>(15)?.map(from_us),
+            external_ref: r.get(16)?,
+        });
+    }
+    Ok(())
+}
+
+fn encode_totals(summary: &recon::Summary) -> String {
+    Outcome::ALL
+        .iter()
+        .map(|o| format!("{}={}={}", o.as_str(), summary.count(*o), summary.amount_fen(*o)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn decode_totals(text: &str) -> Vec<(Outcome, u64, i64)> {
+    let mut found: HashMap<Outcome, (u64, i64)> = HashMap::new();
+    for line in text.lines() {
+        let mut parts = line.split('=');
+        if let (Some(o), Some(n), Some(a)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Some(o), Ok(n), Ok(a)) = (Outcome::parse(o), n.parse(), a.parse()) {
+                found.insert(o, (n, a));
+            }
+        }
+    }
+    Outcome::ALL.iter().map(|o| {
+        let (n, a) = found.get(o).copied().unwrap_or((0, 0));
+        (*o, n, a)
+    }).collect()
+}
+
+const RUN_COLS: &str = "id, settlement_date, merchant_id, actor, started_at_us, finished_at_us, summary, pending_channels, \
+     pending_count, platform_records, clearing_rows, superseded_by";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ReconRunRaw, i64)> {
+    Ok((
+        ReconRunRaw {
+            id: r.get(0)?,
+            merchant_id: r.get(2)?,
+            actor: r.get(3)?,
+            started_at_us: r.get(4)?,
+            finished_at_us: r.get(5)?,
+            summary: r.get(6)?,
+            pending_channels: r.get(7)?,
+            pending_count: r.get(8)?,
+            platform_records: r.get(9)?,
+            clearing_rows: r.get(10)?,
+            superseded_by: r.get(11)?,
+        },
+        r.get(1)?,
+    ))
+}
+
+struct ReconRunRaw {
+    id: i64,
+    merchant_id: Option<String>,
+    actor: String,
+    started_at_us: i64,
+    finished_at_us: i64,
+    summary: String,
+    pending_channels: String,
+    pending_count: i64,
+    platform_records: i64,
+    clearing_rows: i64,
+    superseded_by: Option<i64>,
+}
+
+fn to_run((raw, date): (ReconRunRaw, i64)) -> Result<ReconRun, StoreError> {
+    Ok(ReconRun {
+        id: raw.id,
+        settlement_date: int_to_date(date)?,
+        merchant_id: opt_parse(raw.merchant_id, "recon_runs.merchant_id", MerchantId::parse)?,
+        actor: raw.actor,
+        started_at: from_us(raw.started_at_us),
+        finished_at: from_us(raw.finished_at_us),
+        totals: decode_totals(&raw.summary),
+        pending_channels: raw
+            .pending_channels
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| Channel::parse(s).map_err(|_| corrupt("recon_runs.pending_channels", s)))
+            .collect::<Result<_, _>>()?,
+        pending_count: raw.pending_count as u64,
+        platform_records: raw.platform_records as u64,
+        clearing_rows: raw.clearing_rows as u64,
+        superseded_by: raw.superseded_by,
+    })
+}
+
+const ITEM_COLS: &str = "i.id, i.outcome, i.match_pass, i.merchant_id, i.terminal_id, i.batch_no, i.stan, i.rrn, i.external_ref, \
+     i.channel, i.txn_time_us, i.platform_seq, i.platform_id, i.platform_amount_fen, i.clearing_amount_fen, \
+     i.clearing_fee_fen, i.clearing_file_id, f.name, i.clearing_line";
+
+fn item_row(r: &rusqlite::Row<'_>) -> Result<ReconItemRow, StoreError> {
+    let outcome: String = r.get(1)?;
+    let pass: Option<String> = r.get(2)?;
+    let channel: String = r.get(9)?;
+    Ok(ReconItemRow {
+        id: r.get(0)?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("recon_items.outcome", &outcome))?,
+        match_pass: pass.map(|p| MatchPass::parse(&p).ok_or_else(|| corrupt("recon_items.match_pass", &p))).transpose()?,
+        merchant_id: r.get(3)?,
+        terminal_id: r.get(4)?,
+        batch_no: r.get::<_, Option<i64>>(5)?.map(|n| n as u32),
+        stan: r.get::<_, Option<i64>>(6)?.map(|n| n as u32),
+        rrn: r.get(7)?,
+        external_ref: r.get(8)?,
+        channel: Channel::parse(&channel).map_err(|_| corrupt("recon_items.channel", &channel))?,
+        txn_time: r.get::<_, Option<i64>>(10)?.map(from_us),
+        platform_seq: r.get(11)?,
+        platform_id: r.get(12)?,
+        platform_amount_fen: r.get(13)?,
+        clearing_amount_fen: r.get(14)?,
+        clearing_fee_fen: r.get(15)?,
+        clearing_file_id: r.get(16)?,
+        clearing_file_name: r.get(17)?,
+        clearing_line: r.get::<_, Option<i64>>(18)?.map(|n| n as u64),
+    })
+}
+
+/// `WHERE` clause and parameters for the items `q` selects (`after_id` only when paging).
+fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let mut sql = String::from("WHERE i.run_id = ?");
+    let mut p: Vec<Value> = vec![Value::Integer(q.run_id)];
+    if let Some(o) = q.outcome {
+        sql.push_str(" AND i.outcome = ?");
+        p.push(Value::Text(o.as_str().into()));
+    }
+    if let Some(ms) = &q.scope.merchants {
+        if ms.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND i.merchant_id IN ({})", vec!["?"; ms.len()].join(",")));
+        p.extend(ms.iter().map(|m| Value::Text(m.to_string())));
+    }
+    if let Some(ts) = &q.scope.terminals {
+        if ts.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND i.terminal_id IN ({})", vec!["?"; ts.len()].join(",")));
+        p.extend(ts.iter().map(|t| Value::Text(t.to_string())));
+    }
+    if paging {
+        if let Some(after) = q.after_id {
+            sql.push_str(" AND i.id > ?");
+            p.push(Value::Integer(after));
+        }
+    }
+    Some((sql, p))
+}
+
+fn insert_items(c: &Connection, run_id: i64, items: Vec<ReconItemRow>) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO recon_items (run_id, outcome, match_pass, merchant_id, terminal_id, batch_no, stan, rrn, external_ref, \
+         channel, txn_time_us, platform_seq, platform_id, platform_amount_fen, clearing_amount_fen, clearing_fee_fen, \
+         clearing_file_id, clearing_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    for i in items {
+        stmt.execute(params![
+            run_id,
+            i.outcome.as_str(),
+            i.match_pass.map(|p| p.as_str()),
+            i.merchant_id,
+            i.terminal_id,
+            i.batch_no,
+            i.stan,
+            i.rrn,
+            i.external_ref,
+            i.channel.as_str(),
+            i.txn_time.map(|t| t.timestamp_micros()),
+            i.platform_seq,
+            i.platform_id,
+            i.platform_amount_fen,
+            i.clearing_amount_fen,
+            i.clearing_fee_fen,
+            i.clearing_file_id,
+            i.clearing_line.map(|l| l as i64),
+        ])?;
+    }
+    Ok(())
+}
+
+enum ItemMsg {
+    Items(Vec<ReconItemRow>),
+    End,
+}
+
+impl ReconRepo for SqliteStore {
+    fn load_recon_input(&self, date: domain::SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError> {
+        let (from, to) = (date_to_int(date.pred()), date_to_int(date.succ()));
+        let mut out = ReconInputData::default();
+        self.read(|c| {
+            // One read transaction: platform and clearing sides from the same snapshot.
+            c.execute_batch("BEGIN")?;
+            load_platform(c, from, to, merchant, &mut out)?;
+            load_clearing(c, from, to, merchant, &mut out)?;
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
+                 AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
+            )?;
+            let channels: Vec<String> = stmt.query_map([date_to_int(date)], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            for ch in channels {
+                out.channels_with_clearing.push(Channel::parse(&ch).map_err(|_| corrupt("clearing_status.channel", &ch))?);
+            }
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT f.id, f.name FROM clearing_files f JOIN clearing_status s ON s.file_id = f.id \
+                 WHERE f.superseded_by IS NULL AND s.settlement_date BETWEEN ?1 AND ?2",
+            )?;
+            let names: Vec<(i64, String)> = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            out.file_names.extend(names);
+            c.execute_batch("COMMIT")?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn save_recon_run(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRow>) -> Result<i64, StoreError> {
+        let (tx, rx) = sync_channel::<ItemMsg>(RECON_CHUNKS_IN_FLIGHT);
+        let run = run.clone();
+        let done = self.submit(move |ctx: &mut WriterCtx| -> Result<i64, StoreError> {
+            let c = &ctx.conn;
+            let date = date_to_int(run.settlement_date);
+            let merchant = run.merchant_id.as_ref().map(|m| m.to_string());
+            let pending: Vec<&str> = run.pending_channels.iter().map(|c| c.as_str()).collect();
+            c.execute(
+                "INSERT INTO recon_runs (settlement_date, merchant_id, actor, started_at_us, finished_at_us, summary, \
+                 pending_channels, pending_count, platform_records, clearing_rows) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    date,
+                    merchant,
+                    run.actor,
+                    run.started_at.timestamp_micros(),
+                    now_us(),
+                    encode_totals(&run.summary),
+                    pending.join(","),
+                    run.summary.pending_count as i64,
+                    run.platform_records as i64,
+                    run.clearing_rows as i64,
+                ],
+            )?;
+            let run_id = c.last_insert_rowid();
+            c.execute(
+                "UPDATE recon_runs SET superseded_by = ?1 WHERE settlement_date = ?2 AND merchant_id IS ?3 \
+                 AND superseded_by IS NULL AND id <> ?1",
+                params![run_id, date, merchant],
+            )?;
+            loop {
+                match rx.recv() {
+                    Ok(ItemMsg::Items(chunk)) => insert_items(c, run_id, chunk)?,
+                    Ok(ItemMsg::End) => break,
+                    Err(_) => {
+                        return Err(StoreError::Invalid { what: "reconciliation run", reason: "items ended unexpectedly".into() })
+                    }
+                }
+            }
+            // The finish time is when the items are in.
+            c.execute("UPDATE recon_runs SET finished_at_us = ?1 WHERE id = ?2", params![now_us(), run_id])?;
+            Ok(run_id)
+        })?;
+        let mut chunk = Vec::with_capacity(RECON_CHUNK_ROWS);
+        let mut alive = true;
+        for item in items {
+            chunk.push(item);
+            if chunk.len() >= RECON_CHUNK_ROWS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(RECON_CHUNK_ROWS));
+                if tx.send(ItemMsg::Items(full)).is_err() {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        if alive && !chunk.is_empty() {
+            alive = tx.send(ItemMsg::Items(chunk)).is_ok();
+        }
+        if alive {
+            let _ = tx.send(ItemMsg::End);
+        }
+        drop(tx);
+        done.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn get_recon_run(&self, id: i64) -> Result<Option<ReconRun>, StoreError> {
+        self.read(|c| {
+            let raw = c.query_row(&format!("SELECT {RUN_COLS} FROM recon_runs WHERE id = ?1"), [id], run_row).optional()?;
+            raw.map(to_run).transpose()
+        })
+    }
+
+    fn list_recon_runs(&self, date: Option<domain::SettlementDate>, limit: u32) -> Result<Vec<ReconRun>, StoreError> {
+        self.read(|c| {
+            let limit = i64::from(limit.clamp(1, RECON_ITEMS_PAGE_MAX));
+            let raws: Vec<(ReconRunRaw, i64)> = match date {
+                Some(d) => {
+                    let mut stmt = c.prepare(&format!(
+                        "SELECT {RUN_COLS} FROM recon_runs WHERE settlement_date = ?1 ORDER BY id DESC LIMIT ?2"
+                    ))?;
+                    let v = stmt.query_map(params![date_to_int(d), limit], run_row)?.collect::<Result<_, _>>()?;
+                    v
+                }
+                None => {
+                    let mut stmt = c.prepare(&format!("SELECT {RUN_COLS} FROM recon_runs ORDER BY id DESC LIMIT ?1"))?;
+                    let v = stmt.query_map([limit], run_row)?.collect::<Result<_, _>>()?;
+                    v
+                }
+            };
+            raws.into_iter().map(to_run).collect()
+        })
+    }
+
+    fn recon_totals(&self, run_id: i64, scope: &Scope) -> Result<Vec<(Outcome, u64, i64)>, StoreError> {
+        let q = ReconItemQuery { run_id, outcome: None, scope: scope.clone(), after_id: None, limit: 0 };
+        self.read(|c| {
+            let mut found: HashMap<Outcome, (u64, i64)> = HashMap::new();
+            if let Some((w, p)) = item_where(&q, false) {
+                let sql = format!(
+                    "SELECT i.outcome, COUNT(*), SUM(COALESCE(i.platform_amount_fen, i.clearing_amount_fen, 0)) FROM recon_items i {w} GROUP BY i.outcome"
+                );
+                let mut stmt = c.prepare(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                while let Some(r) = rows.next()? {
+                    let o: String = r.get(0)?;
+                    let o = Outcome::parse(&o).ok_or_else(|| corrupt("recon_items.outcome", &o))?;
+                    found.insert(o, (r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.unwrap_or(0)));
+                }
+            }
+            Ok(Outcome::ALL.iter().map(|o| {
+                let (n, a) = found.get(o).copied().unwrap_or((0, 0));
+                (*o, n, a)
+            }).collect())
+        })
+    }
+
+    fn list_recon_items(&self, q: &ReconItemQuery) -> Result<(Vec<ReconItemRow>, bool), StoreError> {
+        let limit = q.limit.clamp(1, RECON_ITEMS_PAGE_MAX) as usize;
+        self.read(|c| {
+            let Some((w, p)) = item_where(q, true) else { return Ok((Vec::new(), false)) };
+            let sql = format!(
+                "SELECT {ITEM_COLS} FROM recon_items i LEFT JOIN clearing_files f ON f.id = i.clearing_file_id {w} ORDER BY i.id LIMIT {}",
+                limit + 1
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+            let mut out = Vec::with_capacity(limit + 1);
+            while let Some(r) = rows.next()? {
+                out.push(item_row(r)?);
+            }
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
+        })
+    }
+
+    fn export_recon_items(
+        &self,
+        q: &ReconItemQuery,
+        on_row: &mut dyn FnMut(&ReconItemRow) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let Some((w, p)) = item_where(q, false) else { return Ok(0) };
+            let sql = format!(
+                "SELECT {ITEM_COLS} FROM recon_items i LEFT JOIN clearing_files f ON f.id = i.clearing_file_id {w} ORDER BY i.id"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+            let mut n = 0u64;
+            while let Some(r) = rows.next()? {
+                let item = item_row(r)?;
+                if on_row(&item).is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+}
