@@ -126,10 +126,14 @@ CREATE UNIQUE INDEX txn_records_card_key
     ON txn_records (merchant_id, terminal_id, batch_no, stan, kind, reversal) WHERE channel = 'card';
 CREATE UNIQUE INDEX txn_records_qr_key
     ON txn_records (external_ref, kind, reversal) WHERE channel <> 'card';
--- Lists: one merchant by time or by settlement date; all merchants by time.
-CREATE INDEX txn_records_by_merchant_time ON txn_records (merchant_id, txn_time_us, seq);
-CREATE INDEX txn_records_by_merchant_sdate ON txn_records (merchant_id, settlement_date, txn_time_us, seq);
-CREATE INDEX txn_records_by_time ON txn_records (txn_time_us, seq);
+-- Lists: one merchant by time or by settlement date. The rowid (`seq`) is the implicit last
+-- column of every index, so `ORDER BY txn_time_us DESC, seq DESC` needs no sort and `seq` is
+-- not listed (listing it stores it twice). The all-merchant by-time index stays: records
+-- arrive roughly in time order, so its inserts land on the rightmost leaf and cost little,
+-- while without it an all-merchant page would scan the table.
+CREATE INDEX txn_records_by_merchant_time ON txn_records (merchant_id, txn_time_us);
+CREATE INDEX txn_records_by_merchant_sdate ON txn_records (merchant_id, settlement_date, txn_time_us);
+CREATE INDEX txn_records_by_time ON txn_records (txn_time_us);
 CREATE INDEX txn_records_by_rrn ON txn_records (rrn, merchant_id) WHERE rrn IS NOT NULL;
 CREATE INDEX txn_records_by_original ON txn_records (original_seq) WHERE original_seq IS NOT NULL;
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate};
@@ -86,7 +86,8 @@ fn kinds_sql(kinds: &[TxnKind]) -> String {
 #[derive(Default)]
 struct IngestCache {
     clocks: HashMap<String, MerchantClock>,
-    terminals: HashSet<(String, String)>,
+    /// Known terminals per merchant (looked up by `&str`, so a hit allocates nothing).
+    terminals: HashMap<String, HashSet<String>>,
     merchants_created: u64,
     terminals_created: u64,
 }
@@ -154,6 +155,32 @@ const RECORD_COLS: &str = "seq, received_at_us, merchant_id, terminal_id, batch_
      card_bin, card_last4, card_masked, card_token, amount_fen, currency, response_code, txn_time_us, settlement_date, \
      original_seq, reversal, source, external_ref";
 
+/// Hot-path SQL built once (`prepare_cached` keys on the text; formatting it per row allocated).
+static SQL_LOAD_RECORD: LazyLock<String> = LazyLock::new(|| format!("SELECT {RECORD_COLS} FROM txn_records WHERE seq = ?1"));
+static SQL_CARD_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
+         AND batch_no = ?3 AND stan = ?4 AND kind = ?5 AND reversal = ?6"
+    )
+});
+static SQL_QR_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {RECORD_COLS} FROM txn_records WHERE channel <> 'card' AND external_ref = ?1 AND kind = ?2 AND reversal = ?3")
+});
+static SQL_FOLLOWERS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {RECORD_COLS} FROM txn_records WHERE original_seq = ?1 ORDER BY seq"));
+static SQL_CARD_TWIN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
+         AND batch_no = ?3 AND stan = ?4 AND kind = ?5 AND reversal = 1 AND original_seq IS NULL"
+    )
+});
+static SQL_QR_TWIN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLS} FROM txn_records WHERE channel <> 'card' AND external_ref = ?1 AND kind = ?2
+         AND reversal = 1 AND original_seq IS NULL"
+    )
+});
+
 fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
         seq: r.get(base)?,
@@ -184,7 +211,7 @@ fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
 
 fn load_record(conn: &Connection, seq: i64) -> Result<Option<RecordRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {RECORD_COLS} FROM txn_records WHERE seq = ?1"))?
+        .prepare_cached(&SQL_LOAD_RECORD)?
         .query_row([seq], |r| record_from_row(r, 0))
         .optional()?)
 }
@@ -192,10 +219,7 @@ fn load_record(conn: &Connection, seq: i64) -> Result<Option<RecordRow>, StoreEr
 /// The stored record under `t`'s idempotency key, if any.
 fn find_by_key(conn: &Connection, t: &NewTxn, reversal: bool) -> Result<Option<RecordRow>, StoreError> {
     let row = if t.channel == Channel::Card {
-        conn.prepare_cached(&format!(
-            "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
-             AND batch_no = ?3 AND stan = ?4 AND kind = ?5 AND reversal = ?6"
-        ))?
+        conn.prepare_cached(&SQL_CARD_KEY)?
         .query_row(
             rusqlite::params![
                 t.merchant_id.as_str(),
@@ -209,9 +233,7 @@ fn find_by_key(conn: &Connection, t: &NewTxn, reversal: bool) -> Result<Option<R
         )
         .optional()?
     } else {
-        conn.prepare_cached(&format!(
-            "SELECT {RECORD_COLS} FROM txn_records WHERE channel <> 'card' AND external_ref = ?1 AND kind = ?2 AND reversal = ?3"
-        ))?
+        conn.prepare_cached(&SQL_QR_KEY)?
         .query_row((t.external_ref.as_deref(), t.kind.as_str(), reversal), |r| record_from_row(r, 0))
         .optional()?
     };
@@ -227,13 +249,14 @@ fn same_object(stored: &RecordRow, new: &RecordRow) -> bool {
 }
 
 fn resolve_original(conn: &Connection, t: &NewTxn) -> Result<Result<Option<i64>, ItemReason>, StoreError> {
-    let kinds = kinds_sql(original_kinds(t.kind, t.reversal));
+    let kinds = || kinds_sql(original_kinds(t.kind, t.reversal));
     let found: Option<i64> = match &t.original {
         Some(OriginalRef::BatchStan { batch_no, stan }) => match &t.terminal_id {
             Some(term) => conn
                 .prepare_cached(&format!(
                     "SELECT seq FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
-                     AND batch_no = ?3 AND stan = ?4 AND reversal = 0 AND kind IN ({kinds}) ORDER BY seq LIMIT 1"
+                     AND batch_no = ?3 AND stan = ?4 AND reversal = 0 AND kind IN ({}) ORDER BY seq LIMIT 1",
+                    kinds()
                 ))?
                 .query_row((t.merchant_id.as_str(), term.as_str(), batch_no.get(), stan.get()), |r| r.get(0))
                 .optional()?,
@@ -241,8 +264,9 @@ fn resolve_original(conn: &Connection, t: &NewTxn) -> Result<Result<Option<i64>,
         },
         Some(OriginalRef::Rrn(rrn)) => conn
             .prepare_cached(&format!(
-                "SELECT seq FROM txn_records WHERE rrn = ?1 AND merchant_id = ?2 AND reversal = 0 AND kind IN ({kinds})
-                 ORDER BY seq LIMIT 1"
+                "SELECT seq FROM txn_records WHERE rrn = ?1 AND merchant_id = ?2 AND reversal = 0 AND kind IN ({})
+                 ORDER BY seq LIMIT 1",
+                kinds()
             ))?
             .query_row((rrn.as_str(), t.merchant_id.as_str()), |r| r.get(0))
             .optional()?,
@@ -290,8 +314,7 @@ fn store_one(
         }
     };
     if let Some(term) = &t.terminal_id {
-        let key = (mid.to_owned(), term.as_str().to_owned());
-        if !cache.terminals.contains(&key) {
+        if !cache.terminals.get(mid).is_some_and(|ts| ts.contains(term.as_str())) {
             let exists: Option<i64> = ctx
                 .conn
                 .prepare_cached("SELECT 1 FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2")?
@@ -311,7 +334,7 @@ fn store_one(
                 )?;
                 cache.terminals_created += 1;
             }
-            cache.terminals.insert(key);
+            cache.terminals.entry(mid.to_owned()).or_default().insert(term.as_str().to_owned());
         }
     }
 
@@ -443,7 +466,7 @@ pub(crate) fn derive_status(conn: &Connection, seq: i64, depth: u32) -> Result<T
         return Ok(project_status(core.kind, core.approved, core.amount, &[]));
     }
     let mut followers: Vec<RecordRow> = conn
-        .prepare_cached(&format!("SELECT {RECORD_COLS} FROM txn_records WHERE original_seq = ?1 ORDER BY seq"))?
+        .prepare_cached(&SQL_FOLLOWERS)?
         .query_map([seq], |r| record_from_row(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     followers.extend(orphan_twin(conn, &rec)?);
@@ -479,17 +502,11 @@ fn orphan_twin(conn: &Connection, rec: &RecordRow) -> Result<Option<RecordRow>, 
         return Ok(None);
     }
     let row = if rec.channel == "card" {
-        conn.prepare_cached(&format!(
-            "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
-             AND batch_no = ?3 AND stan = ?4 AND kind = ?5 AND reversal = 1 AND original_seq IS NULL"
-        ))?
+        conn.prepare_cached(&SQL_CARD_TWIN)?
         .query_row((&rec.merchant_id, &rec.terminal_id, rec.batch_no, rec.stan, &rec.kind), |r| record_from_row(r, 0))
         .optional()?
     } else {
-        conn.prepare_cached(&format!(
-            "SELECT {RECORD_COLS} FROM txn_records WHERE channel <> 'card' AND external_ref = ?1 AND kind = ?2
-             AND reversal = 1 AND original_seq IS NULL"
-        ))?
+        conn.prepare_cached(&SQL_QR_TWIN)?
         .query_row((&rec.external_ref, &rec.kind), |r| record_from_row(r, 0))
         .optional()?
     };
