@@ -370,6 +370,9 @@ pub struct SimConfig {
     /// Settle every terminal's batch at the end.
     pub settle: bool,
     pub reply_timeout: Duration,
+    /// Where to append one line per approved reply (`terminal,batch,stan,rrn,kind`), written as
+    /// soon as the reply arrives: the record a crash test checks the host against.
+    pub approved_log: Option<Arc<std::sync::Mutex<std::fs::File>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -517,6 +520,19 @@ async fn worker(
             continue;
         }
         report.approved += 1;
+        if let Some(log) = &cfg.approved_log {
+            use std::io::Write;
+            let line = format!(
+                "{},{},{},{},{:?}\n",
+                cfg.terminal_ids[index],
+                reply.get_str(60).map(|d| d.get(2..8).unwrap_or("")).unwrap_or(""),
+                reply.get_str(11).unwrap_or(""),
+                reply.get_str(37).unwrap_or(""),
+                f.kind
+            );
+            let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+            file.write_all(line.as_bytes())?;
+        }
         let amount_fen = f.amount_fen.unwrap_or(0);
         match f.kind {
             FinancialKind::Purchase => {

@@ -27,7 +27,7 @@ pub fn run(data: &Path, http: &str, pos: &str) -> anyhow::Result<ExitCode> {
         eprintln!("poslens demo: reusing the data in {}", data.display());
     }
     let cfg = crate::server::Config { http: http.to_owned(), pos: pos.to_owned(), secure_cookies: false };
-    crate::server::serve(store, card_key, &cfg, |addr| {
+    crate::server::serve(store, card_key, &cfg, |addr, pos| {
         println!();
         println!("poslens is running ({:.1} s to start)", started.elapsed().as_secs_f64());
         println!("  web portal and API   http://{addr}/   (API under /api/v1, OpenAPI at /api/v1/openapi.json)");

@@ -91,6 +91,9 @@ struct TerminalSimArgs {
     /// Settle each terminal's batch at the end.
     #[arg(long)]
     settle: bool,
+    /// Append `terminal,batch,stan,rrn,kind` for every approved reply to this file.
+    #[arg(long)]
+    approved_log: Option<PathBuf>,
     /// Seconds to wait for each reply.
     #[arg(long, default_value_t = 10)]
     reply_timeout_s: u64,
@@ -144,6 +147,12 @@ fn terminal_sim(a: TerminalSimArgs) -> anyhow::Result<ExitCode> {
         mix: pos::sim::parse_mix(&a.mix)?,
         settle: a.settle,
         reply_timeout: std::time::Duration::from_secs(a.reply_timeout_s),
+        approved_log: match &a.approved_log {
+            None => None,
+            Some(p) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+            ))),
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let r = rt.block_on(pos::sim::run(cfg))?;

@@ -40,15 +40,16 @@ pub fn serve_from_config(data: &Path, config: Option<&Path>) -> anyhow::Result<E
         }
     };
     let (store, card_key) = crate::open_store(data)?;
-    serve(store, card_key, &cfg, |addr| eprintln!("poslens serving http://{addr}"))
+    serve(store, card_key, &cfg, |http, pos| eprintln!("poslens serving http://{http} and POS terminals on {pos}"))
 }
 
-/// Binds and serves until the process is stopped. `ready` is told the bound HTTP address.
+/// Binds and serves until the process is stopped. `ready` is told the bound HTTP and POS
+/// addresses.
 pub fn serve(
     store: store::SqliteStore,
     card_key: domain::CardKey,
     cfg: &Config,
-    ready: impl FnOnce(std::net::SocketAddr),
+    ready: impl FnOnce(std::net::SocketAddr, std::net::SocketAddr),
 ) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
@@ -56,7 +57,7 @@ pub fn serve(
         let pos_data = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
         let pos_host = pos::Host::open(store.clone(), card_key.clone(), pos::HostConfig::new(pos_data))
             .context("starting the POS front end")?;
-        let _pos = pos::spawn(&cfg.pos, std::sync::Arc::new(pos_host), pos::Limits::default())
+        let pos_listener = pos::spawn(&cfg.pos, std::sync::Arc::new(pos_host), pos::Limits::default())
             .await
             .with_context(|| format!("cannot listen on {} for POS terminals (in use? pass another address)", cfg.pos))?;
         let mut state = api::AppState::new(store, card_key.clone(), crate::cursor_key(&card_key));
@@ -64,7 +65,7 @@ pub fn serve(
         let listener = tokio::net::TcpListener::bind(&cfg.http)
             .await
             .with_context(|| format!("cannot listen on {} (in use? pass another address)", cfg.http))?;
-        ready(listener.local_addr()?);
+        ready(listener.local_addr()?, pos_listener.local_addr);
         axum::serve(listener, api::app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

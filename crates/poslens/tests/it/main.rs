@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod crash;
+
 const BIN: &str = env!("CARGO_BIN_EXE_poslens");
 const MERCHANT: &str = "898310048990001";
 
@@ -32,6 +34,16 @@ fn poslens(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, St
 struct Server {
     child: Child,
     base: String,
+    /// The POS front end's address, when the ready line names it.
+    pos: Option<String>,
+}
+
+impl Server {
+    /// SIGKILL: no shutdown code runs.
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {
@@ -59,7 +71,8 @@ fn start(data: &Path, args: &[&str], marker: &str, limit: Duration) -> Server {
         let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server not ready within {limit:?}"));
         if let Some(rest) = line.split(marker).nth(1) {
             let addr = rest.split_whitespace().next().unwrap().trim_end_matches('/');
-            return Server { child, base: addr.to_owned() };
+            let pos = line.split("POS terminals on ").nth(1).map(|p| p.trim().to_owned());
+            return Server { child, base: addr.to_owned(), pos };
         }
     }
 }
