@@ -66,7 +66,7 @@ pub fn serve(
             .await
             .with_context(|| format!("cannot listen on {} (in use? pass another address)", cfg.http))?;
         ready(listener.local_addr()?, pos_listener.local_addr);
-        axum::serve(listener, api::app(state))
+        axum::serve(listener, api::app(state.clone()).merge(web::routes(state)).into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

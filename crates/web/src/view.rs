@@ -1,0 +1,77 @@
+//! What every page shows around its content: who is signed in, the navigation for their role,
+//! the language switch, the sign-out form and the account banner; and the message pages (404,
+//! 403, 500).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use domain::{MerchantStatus, Role};
+use serde_json::{json, Value};
+
+use crate::i18n::{t, Lang};
+use crate::session::Viewer;
+use crate::Web;
+
+/// The frame of a page for `viewer`, with `active` the navigation key of this page.
+pub fn frame(viewer: &Viewer, active: &str) -> Value {
+    let lang = viewer.lang;
+    let role = viewer.user.role;
+    let mut nav: Vec<(&str, &str)> = Vec::new();
+    if role.is_merchant() {
+        nav.extend([("/", "nav_dashboard"), ("/transactions", "nav_transactions"), ("/settlements", "nav_settlements")]);
+        nav.push(("/diagnose", "nav_diagnose"));
+    }
+    if matches!(role, Role::BankOperator | Role::Auditor) {
+        nav.push(("/bank/merchants", "nav_merchants"));
+    }
+    let nav: Vec<Value> = nav
+        .into_iter()
+        .map(|(href, key)| json!({"href": href, "label": t(lang, key), "active": key == active}))
+        .collect();
+    let banner = viewer.merchant.as_ref().filter(|m| m.status != MerchantStatus::Active).map(|m| {
+        let key = if m.status == MerchantStatus::Frozen { "banner_frozen" } else { "banner_closed" };
+        json!({
+            "title": t(lang, key),
+            "reason": m.status_reason.clone().unwrap_or_default(),
+            "since": m.status_since.with_timezone(&m.clock.tz).format("%Y-%m-%d %H:%M").to_string(),
+            "timezone": m.clock.tz.name(),
+        })
+    });
+    let back: String = form_urlencoded::byte_serialize(viewer.path.as_bytes()).collect();
+    json!({
+        "user": {"username": viewer.user.username, "role": t(lang, &format!("role_{}", role.as_str()))},
+        "brand": t(lang, if role.is_merchant() { "brand" } else { "brand_bank" }),
+        "merchant_name": viewer.merchant.as_ref().map(|m| merchant_name(m, lang)),
+        "nav": nav,
+        "csrf": viewer.csrf(),
+        "lang_switch": format!("/lang?to={}&back={back}", lang.other().as_str()),
+        "banner": banner,
+    })
+}
+
+pub fn merchant_name(m: &store::Merchant, lang: Lang) -> String {
+    match (lang, &m.name_en) {
+        (Lang::En, Some(en)) if !en.is_empty() => en.clone(),
+        _ => m.name_zh.clone(),
+    }
+}
+
+/// A page that only says something: not found, not allowed, an error.
+pub fn message(web: &Web, lang: Lang, viewer: Option<&Viewer>, status: StatusCode) -> Response {
+    let (title, text) = match status {
+        StatusCode::NOT_FOUND => ("not_found_title", "not_found_text"),
+        StatusCode::FORBIDDEN => ("forbidden_title", "forbidden_text"),
+        _ => ("error_title", "error_text"),
+    };
+    message_text(web, lang, viewer, status, title, text)
+}
+
+pub fn message_text(web: &Web, lang: Lang, viewer: Option<&Viewer>, status: StatusCode, title: &str, text: &str) -> Response {
+    let mut ctx = match viewer {
+        Some(v) => frame(v, ""),
+        None => json!({"user": null, "brand": t(lang, "brand"), "merchant_name": null, "nav": [], "csrf": "", "banner": null,
+                       "lang_switch": format!("/lang?to={}&back=/", lang.other().as_str())}),
+    };
+    ctx["title"] = json!(t(lang, title));
+    ctx["text"] = json!(t(lang, text));
+    web.render(status, "message.html", lang, ctx)
+}
