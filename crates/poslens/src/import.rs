@@ -22,11 +22,14 @@ pub enum ImportCommand {
         #[arg(long)]
         create_missing: bool,
     },
+    /// A clearing file (CLEARING-FILES.md): once per SHA-256, atomic unless --allow-partial.
+    Clearing(crate::clearing_cmd::ClearingArgs),
 }
 
 pub fn run(data: &Path, cmd: ImportCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ImportCommand::Transactions { file, create_missing } => transactions(data, &file, create_missing),
+        ImportCommand::Clearing(args) => crate::clearing_cmd::import_clearing(data, args),
     }
 }
 

@@ -3,6 +3,7 @@
 //! crates; this crate only connects them and talks to the person at the terminal.
 
 mod admin;
+mod clearing_cmd;
 mod demo;
 mod demo_data;
 mod import;
@@ -44,6 +45,8 @@ enum Command {
     /// Import data files.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Reconcile platform records against the imported clearing files for one settlement date.
+    Reconcile(clearing_cmd::ReconcileArgs),
     /// Check the hash chain and the derived transaction states; names the first break.
     Verify,
     /// Merchants: add, list, set-status.
@@ -126,6 +129,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Demo { http, pos } => demo::run(&cli.data, &http, &pos),
         Command::Serve { config } => server::serve_from_config(&cli.data, config.as_deref()),
         Command::Import(cmd) => import::run(&cli.data, cmd),
+        Command::Reconcile(args) => clearing_cmd::reconcile(&cli.data, args),
         Command::Verify => admin::verify(&cli.data),
         Command::Merchant(cmd) => admin::merchant(&cli.data, cmd),
         Command::Terminal(cmd) => admin::terminal(&cli.data, cmd),

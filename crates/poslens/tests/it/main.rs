@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod crash;
+mod recon_cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poslens");
 const MERCHANT: &str = "898310048990001";
