@@ -629,3 +629,4 @@ fn merchants_terminals_users_sessions_keys_and_audit() {
 }
 
 mod findability;
+mod recon_store;

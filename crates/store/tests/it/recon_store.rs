@@ -1,0 +1,151 @@
+//! Clearing imports and reconciliation runs against a real SQLite file.
+
+use domain::{Amount, BatchNo, Channel, Currency, Rrn, SettlementDate, Stan, TxnKind};
+use recon::{ClearingFileId, ClearingRecord, MaskedCard, Outcome};
+use store::*;
+
+use super::{fixture, ingest_ok, mid, purchase, tid, M1, M2, T1};
+
+fn day() -> SettlementDate {
+    SettlementDate::parse("2026-11-25").unwrap()
+}
+
+/// A clearing row on T1 batch 1 for `merchant`, line `line`.
+fn row(line: u64, merchant: &str, stan: u32, amount_fen: i64) -> NewClearingRow {
+    NewClearingRow {
+        record: ClearingRecord {
+            file: ClearingFileId(0),
+            line,
+            settlement_date: day(),
+            merchant: Some(mid(merchant)),
+            terminal: Some(tid(T1)),
+            batch: Some(BatchNo::new(1).unwrap()),
+            stan: Some(Stan::new(stan).unwrap()),
+            rrn: Some(Rrn::parse(&format!("{:012}", 500_000 + stan)).unwrap()),
+            auth_code: None,
+            kind: TxnKind::Purchase,
+            channel: Channel::Card,
+            card: MaskedCard::new("622202", "0123"),
+            amount: Amount::from_fen(amount_fen).unwrap(),
+            fee: Amount::from_fen(6).unwrap(),
+            currency: Currency::CNY,
+            txn_time: None,
+            external_ref: None,
+        },
+        card_token: None,
+        sub_merchant_id: None,
+    }
+}
+
+fn new_file(sha: &str, replace: bool) -> NewClearingFile {
+    NewClearingFile { sha256_hex: sha.into(), name: format!("{sha}.csv"), profile: "canonical".into(), actor: "test".into(), replace }
+}
+
+fn import(store: &SqliteStore, sha: &str, replace: bool, rows: Vec<NewClearingRow>) -> Result<ClearingFileInfo, ClearingImportError> {
+    let mut imp = store.begin_clearing_import(new_file(sha, replace))?;
+    for r in rows {
+        imp.push(r)?;
+    }
+    imp.commit(0)
+}
+
+fn run(store: &SqliteStore) -> i64 {
+    let input = store.load_recon_input(day(), None).unwrap();
+    let report = recon::reconcile(&recon::Input {
+        settlement_date: day(),
+        platform: &input.platform,
+        clearing: &input.clearing,
+        channels_with_clearing: &input.channels_with_clearing,
+        config: recon::ReconConfig::default(),
+    })
+    .unwrap();
+    let new = NewReconRun {
+        settlement_date: day(),
+        merchant_id: None,
+        actor: "test".into(),
+        started_at: chrono::Utc::now(),
+        summary: report.summary,
+        pending_channels: report.pending_channels.clone(),
+        platform_records: input.platform.len() as u64,
+        clearing_rows: input.clearing.len() as u64,
+    };
+    let mut items = report.items.iter().map(|i| ReconItemRow::from_item(i, &input));
+    store.save_recon_run(&new, &mut items).unwrap()
+}
+
+#[test]
+fn a_file_is_imported_once_replaced_with_history_and_an_abandoned_import_keeps_nothing() {
+    let f = fixture();
+    let first = import(&f.store, "aa", false, vec![row(2, M1, 1, 1000), row(3, M1, 2, 2000)]).unwrap();
+    assert_eq!((first.rows, first.superseded_by), (2, None));
+    let again = import(&f.store, "aa", false, vec![row(2, M1, 1, 1000)]);
+    assert!(matches!(again, Err(ClearingImportError::Duplicate { ref existing }) if existing.id == first.id), "{again:?}");
+    let second = import(&f.store, "aa", true, vec![row(2, M1, 1, 1000)]).unwrap();
+    assert_eq!(second.supersedes, Some(first.id));
+    let files = f.store.list_clearing_files(10).unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1].superseded_by, Some(second.id));
+    // Only the live file counts: one row, one channel.
+    let status = f.store.clearing_status(day(), day()).unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].file_id, status[0].rows, status[0].channel), (second.id, 1, Channel::Card));
+    assert_eq!(f.store.load_recon_input(day(), None).unwrap().clearing.len(), 1);
+
+    let mut imp = f.store.begin_clearing_import(new_file("bb", false)).unwrap();
+    imp.push(row(2, M1, 9, 900)).unwrap();
+    imp.abort();
+    assert!(f.store.find_clearing_file("bb").unwrap().is_none());
+    assert_eq!(f.store.load_recon_input(day(), None).unwrap().clearing.len(), 1);
+}
+
+#[test]
+fn a_run_is_recorded_with_items_paged_by_outcome_and_scoped_to_a_merchant() {
+    let f = fixture();
+    let time = "2026-11-25T10:00:00+08:00";
+    ingest_ok(&f.store, vec![purchase(1, 1000, time), purchase(2, 2000, time), purchase(3, 3000, time)]);
+    // stan 1 matches, stan 2 differs in amount, stan 3 is missing at the bank; M2's row is
+    // unknown to the platform.
+    import(&f.store, "cc", false, vec![row(2, M1, 1, 1000), row(3, M1, 2, 2100), row(4, M2, 50, 5000)]).unwrap();
+    let id = run(&f.store);
+    let r = f.store.get_recon_run(id).unwrap().unwrap();
+    let count = |o: Outcome| r.totals.iter().find(|t| t.0 == o).unwrap().1;
+    assert_eq!(
+        [Outcome::Matched, Outcome::AmountMismatch, Outcome::MissingInClearing, Outcome::MissingInPlatform].map(count),
+        [1, 1, 1, 1]
+    );
+    assert!(r.pending_channels.is_empty());
+
+    let page = |outcome, scope: Scope, after_id, limit| {
+        f.store.list_recon_items(&ReconItemQuery { run_id: id, outcome, scope, after_id, limit }).unwrap()
+    };
+    let (first, more) = page(None, Scope::all(), None, 2);
+    assert_eq!(first.len(), 2);
+    assert!(more);
+    let (rest, more) = page(None, Scope::all(), Some(first[1].id), 10);
+    assert_eq!(rest.len(), 2);
+    assert!(!more);
+    let (mip, _) = page(Some(Outcome::MissingInPlatform), Scope::all(), None, 10);
+    assert_eq!(mip.len(), 1);
+    assert_eq!((mip[0].clearing_line, mip[0].clearing_file_name.as_deref()), (Some(4), Some("cc.csv")));
+    let (matched, _) = page(Some(Outcome::Matched), Scope::all(), None, 10);
+    assert!(matched[0].platform_id.as_deref().is_some_and(|p| TxnId::parse(p).is_some()));
+
+    // M2 sees only its own item; M1 its three.
+    let (m2, _) = page(None, Scope::merchant(mid(M2)), None, 10);
+    assert_eq!(m2.iter().map(|i| i.outcome).collect::<Vec<_>>(), vec![Outcome::MissingInPlatform]);
+    let m1_totals = f.store.recon_totals(id, &Scope::merchant(mid(M1))).unwrap();
+    assert_eq!(m1_totals.iter().map(|t| t.1).sum::<u64>(), 3);
+
+    // A re-run supersedes the earlier run for the date; both are kept.
+    let id2 = run(&f.store);
+    assert_eq!(f.store.get_recon_run(id).unwrap().unwrap().superseded_by, Some(id2));
+    assert_eq!(f.store.list_recon_runs(Some(day()), 10).unwrap().len(), 2);
+    let mut exported = 0;
+    f.store
+        .export_recon_items(&ReconItemQuery { run_id: id2, outcome: None, scope: Scope::all(), after_id: None, limit: 0 }, &mut |_| {
+            exported += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported, 4);
+}

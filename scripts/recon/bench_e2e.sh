@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Reconciliation end to end through the real commands: a generated scenario (about 1M platform
+# records and 1M clearing rows for 2026-11-25, plus the D-1/D+1 files) is written as files,
+# imported with `poslens import transactions` and `poslens import clearing`, and reconciled with
+# `poslens reconcile`; each step timed with /usr/bin/time -v (wall time, peak RSS). Then the
+# DuckDB yardstick on the clearing-bench files, for comparison.
+#
+# Usage: scripts/recon/bench_e2e.sh [CASES] [OUT_DIR]    (defaults: 1000000, /tmp/recon-e2e)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CASES=${1:-1000000}
+OUT=${2:-/tmp/recon-e2e}
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+cargo build --release -p poslens --bin poslens --example recon-scenario-files
+BIN="$TARGET/release/poslens"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+"$TARGET/release/examples/recon-scenario-files" "$OUT/files" "$CASES" 42
+DATA="$OUT/data"
+
+timed() { # NAME CMD...
+  local name=$1; shift
+  /usr/bin/time -v "$@" >"$OUT/$name.out" 2>"$OUT/$name.time" || { cat "$OUT/$name.out" "$OUT/$name.time"; exit 1; }
+  local wall rss
+  wall=$(grep 'Elapsed (wall clock)' "$OUT/$name.time" | awk '{print $NF}')
+  rss=$(grep 'Maximum resident set size' "$OUT/$name.time" | awk '{print $NF}')
+  printf '%-32s wall %-10s peak RSS %6d MiB   %s\n' "$name" "$wall" $((rss / 1024)) "$(tail -1 "$OUT/$name.out" | cut -c1-160)"
+}
+
+timed import-transactions "$BIN" --data "$DATA" import transactions --create-missing "$OUT/files/platform.jsonl"
+for f in "$OUT"/files/clearing-*.csv; do
+  echo "$(basename "$f"): $(($(wc -l <"$f") - 1)) rows, $(du -m "$f" | cut -f1) MiB"
+  timed "import-clearing-$(basename "$f" .csv)" "$BIN" --data "$DATA" import clearing "$f"
+done
+timed reconcile "$BIN" --data "$DATA" reconcile --date 2026-11-25 --json --items "$OUT/items.csv"
+timed reconcile-dry-run "$BIN" --data "$DATA" reconcile --date 2026-11-25 --json --dry-run
+echo "expected: $(cat "$OUT/files/expected.json")"
+echo "got:      $(cat "$OUT/reconcile.out")"
+
+if [ -x .venv/bin/python ]; then
+  YARD=/tmp/recon-bench
+  if [ ! -f "$YARD/platform.csv" ]; then
+    cargo run --release -q -p clearing --example clearing-bench -- "$CASES" "$YARD" >/dev/null
+  fi
+  .venv/bin/python scripts/recon/duckdb_yardstick.py "$YARD"
+fi
