@@ -108,3 +108,30 @@ pub fn user(u: &User) -> Value {
         "terminals": u.terminals.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
     })
 }
+
+pub fn text(t: &diagnosis::Text) -> Value {
+    json!({"zh": t.zh, "en": t.en})
+}
+
+/// A diagnosis finding: code, severity, message and next step in both languages, evidence in
+/// the engine's order (when the map keeps order), and the user's own transaction ids.
+pub fn finding(f: &diagnosis::Finding) -> Value {
+    let mut evidence = serde_json::Map::new();
+    for (k, v) in f.evidence.iter() {
+        let v = match v {
+            diagnosis::EvidenceValue::Text(s) => json!(s),
+            diagnosis::EvidenceValue::Integer(n) => json!(n),
+            diagnosis::EvidenceValue::Bool(b) => json!(b),
+            diagnosis::EvidenceValue::List(l) => json!(l),
+        };
+        evidence.insert(k.to_owned(), v);
+    }
+    json!({
+        "code": f.code.as_str(),
+        "severity": f.severity.as_str(),
+        "message": text(&f.message),
+        "evidence": evidence,
+        "next_step": text(&f.next_step),
+        "transaction_ids": f.transaction_ids,
+    })
+}

@@ -9,6 +9,7 @@
 pub mod auth;
 mod caller;
 pub mod cursor;
+mod diagnose;
 mod dto;
 pub mod error;
 mod export;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/merchants/{id}", get(routes::merchant))
         .route("/merchants/{id}/status", post(routes::set_merchant_status))
         .route("/terminals", get(routes::terminals))
+        .route("/diagnose", post(diagnose::diagnose))
         .route("/announcements", get(findability::list_announcements).post(findability::create_announcement))
         .route("/announcements/{id}", axum::routing::put(findability::update_announcement))
         .route("/announcements/{id}/end", post(findability::end_announcement))

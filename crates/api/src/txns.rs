@@ -186,6 +186,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Ap
         Some("summary") => true,
         Some(other) => return Err(ApiError::bad_param("include", format!("include may only be summary, got {other:?}"))),
     };
+    let annotate_query = lq.query.clone();
     let mut query = lq.query;
     query.limit = limit;
     if let Some(c) = p.one("cursor")? {
@@ -239,9 +240,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Ap
     if let Some(s) = summary {
         body["summary"] = dto::summary(&s);
     }
+    let empty_first_page = page.rows.is_empty() && p.one("cursor")?.is_none();
     if page.rows.is_empty() {
         body["hints"] = json!([]);
     }
+    crate::diagnose::annotate_list(&state, &caller, &p, annotate_query, lq.clock, empty_first_page, &mut body).await?;
     Ok(Json(body))
 }
 

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod authz;
 mod bad_input;
+mod diagnose;
 mod export;
 mod findability;
 mod ingest;
