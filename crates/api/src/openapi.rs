@@ -50,6 +50,7 @@ pub async fn document() -> Json<Value> {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                     "detail": {"type": "string"}, "code": {"type": "string"}, "param": {"type": "string"},
                     "request_id": {"type": "string"}, "errors": {"type": "array"}}},
+                "Finding": finding_schema(),
                 "Transaction": {"type": "object", "properties": {
                     "id": {"type": "string"}, "merchant_id": {"type": "string"}, "terminal_id": {"type": ["string", "null"]},
                     "batch_no": {"type": ["string", "null"]}, "stan": {"type": ["string", "null"]}, "rrn": {"type": ["string", "null"]},
@@ -83,6 +84,7 @@ pub async fn document() -> Json<Value> {
             "/merchants": {"get": {"summary": "Merchants in scope", "responses": {"200": {"description": "list"}}}},
             "/merchants/{id}": {"get": {"summary": "One merchant with status history", "responses": {"200": {"description": "merchant"}, "404": problem}}},
             "/merchants/{id}/status": {"post": {"summary": "Set merchant status (bank operator)", "responses": {"200": {"description": "merchant"}, "403": problem, "404": problem}}},
+            "/diagnose": diagnose_path(),
             "/terminals": {"get": {"summary": "Terminals in scope with sync state", "parameters": [param("merchant_id", "15 characters")],
                 "responses": {"200": {"description": "list"}}}}
         }
@@ -91,4 +93,41 @@ pub async fn document() -> Json<Value> {
         paths.extend(crate::recon::openapi_paths());
     }
     Json(doc)
+}
+
+/// `POST /diagnose` (kept out of the big literal: `json!` has a recursion limit).
+fn diagnose_path() -> Value {
+    let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    json!({"post": {"summary": "为什么查不到这笔交易？ — diagnose a missing transaction",
+                "description": "Readers only. Looks only at the caller's own data: another merchant's RRN answers exactly like an unknown one. Bank roles name the merchant (query.merchant_id or expected.merchant_id). Clearing files and reconciliation are not consulted yet; `checked` says so (available: false).",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                    "query": {"type": "object", "additionalProperties": false, "description": "the list query that came back empty or short, as GET /transactions takes it",
+                        "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "basis": {"type": "string", "enum": ["txn_time", "settlement_date"]},
+                            "merchant_id": {"type": "string", "description": "as typed"}, "terminal_id": {"type": ["string", "array"], "description": "as typed"},
+                            "kind": {"type": ["string", "array"]}, "status": {"type": ["string", "array"]}, "channel": {"type": ["string", "array"]},
+                            "card_last4": {"type": "string"}, "rrn": {"type": "string"}, "stan": {"type": "string"}, "auth_code": {"type": "string"},
+                            "amount_min": {"type": "integer", "description": "fen"}, "amount_max": {"type": "integer", "description": "fen"}}},
+                    "expected": {"type": "object", "additionalProperties": false, "description": "what the person is looking for",
+                        "properties": {"time": {"type": "string", "description": "RFC 3339 instant or YYYY-MM-DD (merchant's zone)"},
+                            "amount": {"type": "integer", "description": "fen"}, "card_last4": {"type": "string"},
+                            "terminal_id": {"type": "string", "description": "as typed"}, "rrn": {"type": "string"}, "stan": {"type": "string"},
+                            "auth_code": {"type": "string"}, "merchant_id": {"type": "string", "description": "as typed"}}}}}}}},
+                "responses": {
+                    "200": {"description": "findings, most likely cause first, and what was checked", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+                        "checked": {"type": "array", "items": {"type": "object", "properties": {"subject": {"type": "string"}, "note": {"type": "object"}, "available": {"type": "boolean"}}}}}}}}},
+                    "400": problem, "403": problem, "404": problem, "415": problem, "422": problem}}})
+}
+
+/// One diagnosis finding, as `POST /diagnose`, list `warnings` and `hints` carry it.
+fn finding_schema() -> Value {
+    json!({"type": "object", "properties": {
+                    "code": {"type": "string", "enum": ["OUTSIDE_RANGE", "SETTLEMENT_DATE_SHIFT", "TIMEZONE", "FILTERED_OUT", "DECLINED", "REVERSED", "VOIDED", "REFUNDED",
+                        "OTHER_TERMINAL", "TERMINAL_NOT_BOUND", "MERCHANT_ID_MISMATCH", "ACCOUNT_FROZEN", "ACCOUNT_CLOSED", "SYNC_PENDING", "CLEARING_PENDING",
+                        "MISSING_AT_BANK", "MAINTENANCE", "RETENTION", "NOT_FOUND"]},
+                    "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+                    "message": {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}},
+                    "evidence": {"type": "object"},
+                    "next_step": {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}},
+                    "transaction_ids": {"type": "array", "items": {"type": "string"}}}})
 }

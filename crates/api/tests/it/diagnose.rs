@@ -220,3 +220,12 @@ async fn an_empty_list_carries_hints_and_the_call_is_audited() {
     let audit = store::AuditRepo::list_audit(&w.store, &store::AuditQuery { actor: None, action: Some("diagnose".into()), from: None, to: None, before_id: None, limit: 50 }).unwrap();
     assert!(audit.iter().any(|e| e.action == "diagnose" && e.actor == "user:a-admin"), "{audit:?}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_diagnose() {
+    let w = World::new();
+    let r = w.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let doc = if r.status == StatusCode::OK { r.json() } else { w.get("/api/v1/openapi.json", &w.login("a-admin").await).await.json() };
+    assert!(doc["paths"]["/diagnose"]["post"].is_object(), "{doc}");
+    assert!(doc["components"]["schemas"]["Finding"]["properties"]["code"]["enum"].as_array().unwrap().len() == 19);
+}
