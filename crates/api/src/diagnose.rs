@@ -6,8 +6,8 @@
 //! the caller's [`store::Scope`], so another merchant's rows are never even loaded), calls the
 //! engine, and shapes the answer as JSON.
 //!
-//! What the store cannot tell yet: clearing-file arrival, reconciliation items and maintenance
-//! windows have no tables. They are passed as empty lists; findings that would read "the bank's
+//! Maintenance windows come from the bank's maintenance announcements. What the store cannot
+//! tell yet: clearing-file arrival and reconciliation items (no query for them here yet). They are passed as empty lists; findings that would read "the bank's
 //! file is not in yet" from that absence (`CLEARING_PENDING`) are dropped, and `checked` says
 //! plainly that those sources were not available rather than "checked 0".
 
@@ -20,13 +20,13 @@ use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use diagnosis::{
-    BatchSettlement, Candidate, Code, Diagnosis, Expected, ExpectedTime, Facts, Filters, Finding, MerchantFacts, Question,
+    BatchSettlement, Candidate, Code, MaintenanceEffect, MaintenanceWindow, Diagnosis, Expected, ExpectedTime, Facts, Filters, Finding, MerchantFacts, Question,
     QuestionError, SearchRange, TerminalFacts, TxnEvent, TxnEventKind,
 };
 use domain::{Amount, AuthCode, BatchNo, MerchantClock, MerchantId, Role, Rrn, Stan, TerminalId, TxnKind, TxnStatus};
 use serde_json::{json, Map, Value};
 use store::{
-    AuditRepo, Merchant, MerchantRepo, NewAuditEvent, SqliteStore, Terminal, TerminalRepo, TxnQuery, TxnRange, TxnRepo,
+    Affects, AnnouncementRepo, AuditRepo, Merchant, MerchantRepo, NewAuditEvent, SqliteStore, Terminal, TerminalRepo, TxnQuery, TxnRange, TxnRepo,
     TxnRow,
 };
 
@@ -333,6 +333,7 @@ fn engine_scope(caller: &Caller, merchant: &MerchantId) -> diagnosis::Scope {
 }
 
 struct Gathered {
+    maintenance: Vec<MaintenanceWindow>,
     merchant: Merchant,
     terminals: Vec<Terminal>,
     rows: Vec<TxnRow>,
@@ -378,7 +379,7 @@ fn facts(caller: &Caller, g: &Gathered, window: (DateTime<Utc>, DateTime<Utc>), 
         // No store tables yet: see the module docs.
         clearing: Vec::new(),
         reconciliation: Vec::new(),
-        maintenance: Vec::new(),
+        maintenance: g.maintenance.clone(),
         retention_days: RETENTION_DAYS,
     }
 }
@@ -391,6 +392,32 @@ fn load_rows(store: &SqliteStore, q: &TxnQuery, max: u64) -> Result<Vec<TxnRow>,
         Ok(())
     })?;
     Ok(rows)
+}
+
+/// Maintenance announcements for the merchant (its own and everyone's) overlapping `span`.
+fn load_maintenance(store: &SqliteStore, merchant: &MerchantId, span: (DateTime<Utc>, DateTime<Utc>)) -> Result<Vec<MaintenanceWindow>, ApiError> {
+    let list = store.list_announcements(Some(merchant), Some(span), 50)?;
+    Ok(list
+        .into_iter()
+        .filter(|a| a.content.maintenance)
+        .map(|a| MaintenanceWindow {
+            announcement_id: a.id.to_string(),
+            title: diagnosis::Text::new(a.content.title_zh.clone(), a.content.title_en.clone()),
+            start: a.content.starts_at,
+            // Open-ended: still going; far enough to cover any question.
+            end: a.content.ends_at.unwrap_or(span.1.max(a.content.starts_at) + Duration::days(3650)),
+            affects: a
+                .content
+                .affects
+                .iter()
+                .map(|x| match x {
+                    Affects::Query => MaintenanceEffect::Query,
+                    Affects::Capture => MaintenanceEffect::Capture,
+                    Affects::Settlement => MaintenanceEffect::Settlement,
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 fn widen(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -425,10 +452,6 @@ fn not_available(subject: &str) -> Option<(&'static str, &'static str)> {
             "本系统尚未提供对账结果，未检查对账。",
             "Reconciliation results are not available in this installation yet; reconciliation was not checked.",
         )),
-        "maintenance" => Some((
-            "本系统尚未提供维护公告，未检查维护窗口。",
-            "Maintenance announcements are not available in this installation yet; maintenance windows were not checked.",
-        )),
         _ => None,
     }
 }
@@ -444,7 +467,7 @@ fn checked_json(d: &Diagnosis) -> Vec<Value> {
         };
         out.push(json!({"subject": c.subject, "note": note, "available": not_available(c.subject).is_none()}));
     }
-    for subject in ["clearing", "reconciliation", "maintenance"] {
+    for subject in ["clearing", "reconciliation"] {
         if !seen.contains(subject) {
             let (zh, en) = not_available(subject).unwrap_or_default();
             out.push(json!({"subject": subject, "note": {"zh": zh, "en": en}, "available": false}));
@@ -586,7 +609,8 @@ pub async fn diagnose(State(state): State<AppState>, caller: Caller, headers: He
                     }
                 }
             }
-            let g = Gathered { merchant, terminals, rows, bound_elsewhere };
+            let maintenance = load_maintenance(&store, &merchant_id, widen(window, (now, now + Duration::seconds(1))))?;
+            let g = Gathered { maintenance, merchant, terminals, rows, bound_elsewhere };
             let facts = facts(&caller, &g, window, now, true);
             let d = diagnosis::diagnose(&q2, &facts);
             let codes: Vec<&str> = d.findings.iter().map(|f| f.code.as_str()).collect();
@@ -662,7 +686,9 @@ pub(crate) async fn annotate_list(
                 }
                 None => (Vec::new(), (now, now)),
             };
-            let g = Gathered { merchant, terminals, rows, bound_elsewhere: false };
+            let span = if list_query.is_some() { widen(window, (now, now + Duration::seconds(1))) } else { (now, now + Duration::seconds(1)) };
+            let maintenance = load_maintenance(&store, &merchant_id, span)?;
+            let g = Gathered { maintenance, merchant, terminals, rows, bound_elsewhere: false };
             // Warnings come from the merchant and terminal rows alone (unsettled estimated).
             let warn_facts = facts(&caller, &Gathered { rows: Vec::new(), ..g.clone_light() }, window, now, false);
             let warnings = diagnosis::warnings(&warn_facts);
@@ -679,6 +705,12 @@ pub(crate) async fn annotate_list(
 
 impl Gathered {
     fn clone_light(&self) -> Gathered {
-        Gathered { merchant: self.merchant.clone(), terminals: self.terminals.clone(), rows: Vec::new(), bound_elsewhere: false }
+        Gathered {
+            maintenance: self.maintenance.clone(),
+            merchant: self.merchant.clone(),
+            terminals: self.terminals.clone(),
+            rows: Vec::new(),
+            bound_elsewhere: false,
+        }
     }
 }

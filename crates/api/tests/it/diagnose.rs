@@ -229,3 +229,28 @@ async fn the_openapi_document_describes_diagnose() {
     assert!(doc["paths"]["/diagnose"]["post"].is_object(), "{doc}");
     assert!(doc["components"]["schemas"]["Finding"]["properties"]["code"]["enum"].as_array().unwrap().len() == 19);
 }
+
+#[tokio::test]
+async fn active_query_maintenance_is_a_list_warning() {
+    let w = World::new();
+    let now = chrono::Utc::now();
+    store::AnnouncementRepo::create_announcement(
+        &w.store,
+        &store::NewAnnouncement {
+            title_zh: "系统维护".into(),
+            title_en: "System maintenance".into(),
+            body_zh: "查询暂停".into(),
+            body_en: "Queries paused".into(),
+            merchant_id: None,
+            starts_at: now - chrono::Duration::hours(1),
+            ends_at: Some(now + chrono::Duration::hours(1)),
+            maintenance: true,
+            affects: vec![store::Affects::Query],
+        },
+        "bank",
+    )
+    .unwrap();
+    let t = w.login("a-admin").await;
+    let v = w.get("/api/v1/transactions", &t).await.json();
+    assert!(v["warnings"].to_string().contains("MAINTENANCE"), "{v}");
+}
