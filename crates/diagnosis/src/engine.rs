@@ -105,7 +105,9 @@ pub fn warnings(facts: &Facts) -> Vec<Finding> {
         .copied()
         .filter(|t| {
             !t.upload_items_missing_at_host.is_empty()
-                || (t.unsettled_count > 0 && t.last_seen.is_none_or(|seen| seen < silent_before))
+                // A terminal that never spoke to the host (fed by API or import) is unknown,
+                // not silent: nothing says it holds anything.
+                || (t.unsettled_count > 0 && t.last_seen.is_some_and(|seen| seen < silent_before))
         })
         .collect();
     if !lagging.is_empty() {
@@ -1422,7 +1424,7 @@ impl<'a> Context<'a> {
         };
         let silent = pool
             .into_iter()
-            .filter(|t| t.last_seen.is_none_or(|seen| seen < reference))
+            .filter(|t| t.last_seen.is_some_and(|seen| seen < reference))
             .min_by_key(|t| t.last_seen);
         let Some(t) = silent else { return };
         let mut e = Evidence::new();
