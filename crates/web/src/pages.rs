@@ -190,7 +190,7 @@ pub async fn dashboard(State(web): State<Web>, viewer: Viewer) -> Response {
         let date = (chart_from + Duration::days(i)).to_string();
         let net = days.iter().find(|(d, _)| *d == date).map(|(_, n)| *n).unwrap_or(0);
         let h = if net > 0 { ((net as f64 / max as f64) * 100.0).round().max(1.0) as i64 } else { 0 };
-        bars.push(json!({"x": i * 20 + 2, "y": 110 - h, "h": h, "date": date, "label": date[5..].to_owned(),
+        bars.push(json!({"x": i * 20 + 6, "y": 110 - h, "h": h, "date": date, "label": date[5..].to_owned(),
                          "net": yuan(net), "show_label": i % 2 == (CHART_DAYS - 1) % 2}));
     }
     let terminals: Vec<Value> = terms_a.body["data"]
