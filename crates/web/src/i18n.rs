@@ -237,6 +237,10 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("channel_wechat", "微信支付", "WeChat Pay"),
     ("channel_alipay", "支付宝", "Alipay"),
     ("channel_unionpay_qr", "银联二维码", "UnionPay QR"),
+    ("source_iso8583", "POS 终端", "POS terminal"),
+    ("source_api", "接口上送", "API"),
+    ("source_import", "文件导入", "File import"),
+    ("source_batch_upload", "批上送", "Batch upload"),
     ("mstatus_active", "正常", "Active"),
     ("mstatus_frozen", "已冻结", "Frozen"),
     ("mstatus_closed", "已关闭", "Closed"),
@@ -297,6 +301,7 @@ mod tests {
         keys.extend(Channel::ALL.iter().map(|v| format!("channel_{v}")));
         keys.extend(MerchantStatus::ALL.iter().map(|v| format!("mstatus_{v}")));
         keys.extend(Role::ALL.iter().map(|v| format!("role_{v}")));
+        keys.extend(domain::Source::ALL.iter().map(|v| format!("source_{v}")));
         for k in keys {
             assert_ne!(t(Lang::Zh, &k), k, "no label for {k}");
         }

@@ -98,7 +98,7 @@ fn txn_view(v: &Value, lang: Lang) -> Value {
         "amount": yuan(v["amount"].as_i64().unwrap_or(0)),
         "response_code": txt(&v["response_code"]),
         "response_message": txt(&v["response_message"][lang.as_str()]),
-        "source": txt(&v["source"]),
+        "source": label(lang, "source", &v["source"]),
         "external_ref": txt(&v["external_ref"]),
         "reversal": v["reversal"].as_bool().unwrap_or(false),
         "relation": v["relation"].as_str().map(|r| t(lang, &format!("rel_{r}"))),
