@@ -6,10 +6,10 @@
 //! the caller's [`store::Scope`], so another merchant's rows are never even loaded), calls the
 //! engine, and shapes the answer as JSON.
 //!
-//! Maintenance windows come from the bank's maintenance announcements. What the store cannot
-//! tell yet: clearing-file arrival and reconciliation items (no query for them here yet). They are passed as empty lists; findings that would read "the bank's
-//! file is not in yet" from that absence (`CLEARING_PENDING`) are dropped, and `checked` says
-//! plainly that those sources were not available rather than "checked 0".
+//! Maintenance windows come from the bank's maintenance announcements; clearing-file arrival
+//! from the clearing status per settlement date; reconciliation items from the latest run of
+//! each date in the window, read within the caller's scope (a merchant sees only items of its
+//! own transactions).
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,13 +20,13 @@ use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use diagnosis::{
-    BatchSettlement, Candidate, Code, MaintenanceEffect, MaintenanceWindow, Diagnosis, Expected, ExpectedTime, Facts, Filters, Finding, MerchantFacts, Question,
+    BatchSettlement, Candidate, ClearingDay, ReconItem, ReconOutcome, MaintenanceEffect, MaintenanceWindow, Diagnosis, Expected, ExpectedTime, Facts, Filters, Finding, MerchantFacts, Question,
     QuestionError, SearchRange, TerminalFacts, TxnEvent, TxnEventKind,
 };
-use domain::{Amount, AuthCode, BatchNo, MerchantClock, MerchantId, Role, Rrn, Stan, TerminalId, TxnKind, TxnStatus};
+use domain::{Amount, AuthCode, BatchNo, MerchantClock, MerchantId, Role, Rrn, SettlementDate, Stan, TerminalId, TxnKind, TxnStatus};
 use serde_json::{json, Map, Value};
 use store::{
-    Affects, AnnouncementRepo, AuditRepo, Merchant, MerchantRepo, NewAuditEvent, SqliteStore, Terminal, TerminalRepo, TxnQuery, TxnRange, TxnRepo,
+    Affects, AnnouncementRepo, AuditRepo, ClearingRepo, Merchant, ReconItemQuery, ReconRepo, MerchantRepo, NewAuditEvent, SqliteStore, Terminal, TerminalRepo, TxnQuery, TxnRange, TxnRepo,
     TxnRow,
 };
 
@@ -334,6 +334,8 @@ fn engine_scope(caller: &Caller, merchant: &MerchantId) -> diagnosis::Scope {
 
 struct Gathered {
     maintenance: Vec<MaintenanceWindow>,
+    clearing: Vec<ClearingDay>,
+    reconciliation: Vec<ReconItem>,
     merchant: Merchant,
     terminals: Vec<Terminal>,
     rows: Vec<TxnRow>,
@@ -376,9 +378,8 @@ fn facts(caller: &Caller, g: &Gathered, window: (DateTime<Utc>, DateTime<Utc>), 
         candidates,
         terminals,
         typed_terminal_bound_elsewhere: g.bound_elsewhere,
-        // No store tables yet: see the module docs.
-        clearing: Vec::new(),
-        reconciliation: Vec::new(),
+        clearing: g.clearing.clone(),
+        reconciliation: g.reconciliation.clone(),
         maintenance: g.maintenance.clone(),
         retention_days: RETENTION_DAYS,
     }
@@ -420,6 +421,65 @@ fn load_maintenance(store: &SqliteStore, merchant: &MerchantId, span: (DateTime<
         .collect())
 }
 
+/// The widest window of settlement dates whose clearing and reconciliation are looked at.
+const CLEARING_DAYS_MAX: i64 = 62;
+
+/// Which channels' clearing files are in for each settlement date around `window`, and the
+/// latest reconciliation run's items for the candidates among `rows` (items outside `scope`
+/// are never read).
+fn load_clearing_and_recon(
+    store: &SqliteStore,
+    merchant: &Merchant,
+    scope: &store::Scope,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    rows: &[TxnRow],
+) -> Result<(Vec<ClearingDay>, Vec<ReconItem>), ApiError> {
+    let clock = merchant.clock;
+    let first = SettlementDate::new(clock.local(window.0).date_naive());
+    let mut last = SettlementDate::new(clock.local(window.1).date_naive()).succ();
+    if (last.date() - first.date()).num_days() > CLEARING_DAYS_MAX {
+        last = SettlementDate::new(first.date() + Duration::days(CLEARING_DAYS_MAX));
+    }
+    let mut by_date: std::collections::BTreeMap<SettlementDate, Vec<domain::Channel>> = std::collections::BTreeMap::new();
+    for e in store.clearing_status(first, last)? {
+        let channels = by_date.entry(e.settlement_date).or_default();
+        if !channels.contains(&e.channel) {
+            channels.push(e.channel);
+        }
+    }
+    let clearing = by_date.into_iter().map(|(settlement_date, channels_in)| ClearingDay { settlement_date, channels_in }).collect();
+    let wanted: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut reconciliation = Vec::new();
+    let mut date = first;
+    while date <= last {
+        if let Some(run) = store.list_recon_runs(Some(date), 20)?.into_iter().find(|r| r.superseded_by.is_none()) {
+            let q = ReconItemQuery { run_id: run.id, outcome: None, scope: scope.clone(), after_id: None, limit: 500 };
+            let (items, _) = store.list_recon_items(&q)?;
+            for item in items {
+                let Some(pid) = item.platform_id.filter(|p| wanted.contains(p.as_str())) else { continue };
+                let Some(outcome) = recon_outcome(item.outcome) else { continue };
+                reconciliation.push(ReconItem { run_id: run.id.to_string(), transaction_id: pid, settlement_date: date, outcome });
+            }
+        }
+        date = date.succ();
+    }
+    Ok((clearing, reconciliation))
+}
+
+fn recon_outcome(o: recon::Outcome) -> Option<ReconOutcome> {
+    [
+        ReconOutcome::Matched,
+        ReconOutcome::AmountMismatch,
+        ReconOutcome::MissingInClearing,
+        ReconOutcome::MissingInPlatform,
+        ReconOutcome::StatusMismatch,
+        ReconOutcome::DuplicateInClearing,
+        ReconOutcome::DateShift,
+    ]
+    .into_iter()
+    .find(|x| x.as_str() == o.as_str())
+}
+
 fn widen(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> (DateTime<Utc>, DateTime<Utc>) {
     (a.0.min(b.0), a.1.max(b.1))
 }
@@ -437,43 +497,13 @@ fn range_span(range: &SearchRange, clock: &MerchantClock) -> (DateTime<Utc>, Dat
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-/// Findings without the ones the missing clearing data would invent.
+/// Findings as JSON, most likely first.
 fn findings_json(findings: &[Finding]) -> Vec<Value> {
-    findings.iter().filter(|f| f.code != Code::ClearingPending).map(dto::finding).collect()
-}
-
-fn not_available(subject: &str) -> Option<(&'static str, &'static str)> {
-    match subject {
-        "clearing" => Some((
-            "本系统尚未接入银行清算文件，未检查清算文件到达情况。",
-            "Clearing files are not available in this installation yet; clearing arrival was not checked.",
-        )),
-        "reconciliation" => Some((
-            "本系统尚未提供对账结果，未检查对账。",
-            "Reconciliation results are not available in this installation yet; reconciliation was not checked.",
-        )),
-        _ => None,
-    }
+    findings.iter().map(dto::finding).collect()
 }
 
 fn checked_json(d: &Diagnosis) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    let mut seen = HashSet::new();
-    for c in &d.checked {
-        seen.insert(c.subject);
-        let note = match not_available(c.subject) {
-            Some((zh, en)) => json!({"zh": zh, "en": en}),
-            None => dto::text(&c.note),
-        };
-        out.push(json!({"subject": c.subject, "note": note, "available": not_available(c.subject).is_none()}));
-    }
-    for subject in ["clearing", "reconciliation"] {
-        if !seen.contains(subject) {
-            let (zh, en) = not_available(subject).unwrap_or_default();
-            out.push(json!({"subject": subject, "note": {"zh": zh, "en": en}, "available": false}));
-        }
-    }
-    out
+    d.checked.iter().map(|c| json!({"subject": c.subject, "note": dto::text(&c.note)})).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,7 +640,8 @@ pub async fn diagnose(State(state): State<AppState>, caller: Caller, headers: He
                 }
             }
             let maintenance = load_maintenance(&store, &merchant_id, widen(window, (now, now + Duration::seconds(1))))?;
-            let g = Gathered { maintenance, merchant, terminals, rows, bound_elsewhere };
+            let (clearing, reconciliation) = load_clearing_and_recon(&store, &merchant, &store_scope, window, &rows)?;
+            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere };
             let facts = facts(&caller, &g, window, now, true);
             let d = diagnosis::diagnose(&q2, &facts);
             let codes: Vec<&str> = d.findings.iter().map(|f| f.code.as_str()).collect();
@@ -688,7 +719,12 @@ pub(crate) async fn annotate_list(
             };
             let span = if list_query.is_some() { widen(window, (now, now + Duration::seconds(1))) } else { (now, now + Duration::seconds(1)) };
             let maintenance = load_maintenance(&store, &merchant_id, span)?;
-            let g = Gathered { maintenance, merchant, terminals, rows, bound_elsewhere: false };
+            let (clearing, reconciliation) = if list_query.is_some() {
+                load_clearing_and_recon(&store, &merchant, &query.scope, window, &rows)?
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere: false };
             // Warnings come from the merchant and terminal rows alone (unsettled estimated).
             let warn_facts = facts(&caller, &Gathered { rows: Vec::new(), ..g.clone_light() }, window, now, false);
             let warnings = diagnosis::warnings(&warn_facts);
@@ -707,6 +743,8 @@ impl Gathered {
     fn clone_light(&self) -> Gathered {
         Gathered {
             maintenance: self.maintenance.clone(),
+            clearing: self.clearing.clone(),
+            reconciliation: self.reconciliation.clone(),
             merchant: self.merchant.clone(),
             terminals: self.terminals.clone(),
             rows: Vec::new(),

@@ -158,3 +158,24 @@ async fn a_bad_row_refuses_the_upload_naming_line_and_column_unless_partial() {
     assert_eq!((v["file"]["rows"].as_u64(), v["file"]["bad_rows"].as_u64()), (Some(1), Some(1)));
     assert_eq!(v["rejected"][0]["line"], 3);
 }
+
+async fn ask(w: &World, token: &str, body: Value) -> Value {
+    let r = w.call(Method::POST, "/api/v1/diagnose", Some(token), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.bytes));
+    r.json()
+}
+
+#[tokio::test]
+async fn diagnosis_reads_reconciliation_and_clearing_arrival() {
+    let (w, _bank, _run) = world_with_run().await;
+    let a = w.login("a-admin").await;
+    // A's stan 3 was approved here but is not in the bank's file.
+    let v = ask(&w, &a, json!({"expected": {"rrn": "500000000003"}})).await;
+    assert_eq!(v["findings"][0]["code"], "MISSING_AT_BANK", "{v}");
+    // A sale on a date whose card file has not arrived: the bank's side is pending.
+    let next_day = purchase(MA, "A0000001", 20, 2500, "2026-11-26T10:00:00+08:00");
+    assert!(w.ingest(&w.key_all, json!([next_day])).await.status.is_success());
+    let v = ask(&w, &a, json!({"expected": {"rrn": "500000000020"}})).await;
+    let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    assert!(codes.contains(&"CLEARING_PENDING"), "{v}");
+}
