@@ -24,14 +24,23 @@ fn bank_only(web: &Web, viewer: &Viewer) -> Result<(), Response> {
         Ok(())
     } else {
         // Merchant users must not learn that bank pages exist for an id.
-        let status = if viewer.is_merchant() { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+        let status = if viewer.is_merchant() {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::FORBIDDEN
+        };
         Err(view::message(web, viewer.lang, Some(viewer), status))
     }
 }
 
 fn internal(web: &Web, viewer: &Viewer, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "bank page failed");
-    view::message(web, viewer.lang, Some(viewer), StatusCode::INTERNAL_SERVER_ERROR)
+    view::message(
+        web,
+        viewer.lang,
+        Some(viewer),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 pub async fn merchants(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Response {
@@ -44,7 +53,8 @@ pub async fn merchants(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Resp
         .map(|(_, v)| v.trim().chars().take(SEARCH_CHARS_MAX).collect())
         .unwrap_or_default();
     let store = web.app.store.clone();
-    let list = match tokio::task::spawn_blocking(move || store.list_merchants(&Scope::all())).await {
+    let list = match tokio::task::spawn_blocking(move || store.list_merchants(&Scope::all())).await
+    {
         Ok(Ok(l)) => l,
         Ok(Err(e)) => return internal(&web, &viewer, e),
         Err(e) => return internal(&web, &viewer, e),
@@ -76,11 +86,20 @@ fn parse_id(id: &str) -> Option<MerchantId> {
     MerchantId::parse(id).ok()
 }
 
-async fn merchant_page(web: &Web, viewer: &Viewer, id: MerchantId, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
+async fn merchant_page(
+    web: &Web,
+    viewer: &Viewer,
+    id: MerchantId,
+    error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
     let lang = viewer.lang;
     let store = web.app.store.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, store::StoreError> {
-        let Some(m) = store.get_merchant(&id)? else { return Ok(None) };
+        let Some(m) = store.get_merchant(&id)? else {
+            return Ok(None);
+        };
         let history = store.merchant_status_history(&id)?;
         let terminals = store.list_terminals(&Scope::all(), Some(&id))?;
         Ok(Some((m, history, terminals)))
@@ -93,7 +112,8 @@ async fn merchant_page(web: &Web, viewer: &Viewer, id: MerchantId, error: Option
         Err(e) => return internal(web, viewer, e),
     };
     let tz = m.clock.tz;
-    let at = |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
+    let at =
+        |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
     let mut ctx = view::frame(viewer, "nav_merchants");
     ctx["merchant"] = json!({
         "id": m.id.as_str(), "name_zh": m.name_zh, "name_en": m.name_en.clone().unwrap_or_default(), "mcc": m.mcc.clone().unwrap_or_default(),
@@ -125,14 +145,21 @@ async fn merchant_page(web: &Web, viewer: &Viewer, id: MerchantId, error: Option
     web.render(status, "merchant.html", lang, ctx)
 }
 
-pub async fn merchant(State(web): State<Web>, viewer: Viewer, Path(id): Path<String>, uri: Uri) -> Response {
+pub async fn merchant(
+    State(web): State<Web>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
     if let Err(r) = bank_only(&web, &viewer) {
         return r;
     }
     let Some(id) = parse_id(&id) else {
         return view::message(&web, viewer.lang, Some(&viewer), StatusCode::NOT_FOUND);
     };
-    let changed = uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "changed=1"));
+    let changed = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "changed=1"));
     let notice = changed.then(|| t(viewer.lang, "status_changed"));
     merchant_page(&web, &viewer, id, None, notice, StatusCode::OK).await
 }
@@ -147,7 +174,12 @@ pub struct StatusForm {
     reason: String,
 }
 
-pub async fn set_status(State(web): State<Web>, viewer: Viewer, Path(id): Path<String>, Form(f): Form<StatusForm>) -> Response {
+pub async fn set_status(
+    State(web): State<Web>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
     if let Err(r) = bank_only(&web, &viewer) {
         return r;
     }
@@ -162,7 +194,10 @@ pub async fn set_status(State(web): State<Web>, viewer: Viewer, Path(id): Path<S
     };
     let reason = f.reason.trim().to_owned();
     let status = MerchantStatus::parse(&f.status);
-    let (Ok(status), true) = (status, !reason.is_empty() && reason.chars().count() <= REASON_CHARS_MAX) else {
+    let (Ok(status), true) = (
+        status,
+        !reason.is_empty() && reason.chars().count() <= REASON_CHARS_MAX,
+    ) else {
         let msg = t(viewer.lang, "reason_required");
         return merchant_page(&web, &viewer, id, Some(msg), None, StatusCode::BAD_REQUEST).await;
     };

@@ -61,8 +61,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("main_nav", "主导航", "Main navigation"),
     ("quick_ranges_label", "快捷时间范围", "Quick ranges"),
     ("pagination", "翻页", "Pagination"),
-    ("chart_label", "每日净额柱状图", "Bar chart of daily net volume"),
-    ("zone_note", "时间为商户所在时区", "Times are in the merchant's zone"),
+    (
+        "chart_label",
+        "每日净额柱状图",
+        "Bar chart of daily net volume",
+    ),
+    (
+        "zone_note",
+        "时间为商户所在时区",
+        "Times are in the merchant's zone",
+    ),
     ("brand_bank", "收单银行控制台", "Acquirer console"),
     ("switch_lang", "English", "中文"),
     ("skip_to_main", "跳到正文", "Skip to content"),
@@ -78,11 +86,31 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("username", "用户名", "Username"),
     ("password", "密码", "Password"),
     ("login_button", "登录", "Sign in"),
-    ("login_failed", "用户名或密码错误。", "Wrong username or password."),
-    ("login_attempts_left", "还可尝试 {n} 次，之后将锁定 1 分钟。", "{n} attempt(s) left before a 1-minute lockout."),
-    ("login_locked", "登录失败次数过多，请 {n} 秒后再试。", "Too many failed sign-ins. Try again in {n} seconds."),
-    ("login_closed", "该商户账户已关闭，无法登录；请联系收单银行客户经理。", "This merchant account is closed; contact your acquiring bank's account manager."),
-    ("form_expired", "表单已过期，请刷新页面后重试。", "The form has expired; reload the page and try again."),
+    (
+        "login_failed",
+        "用户名或密码错误。",
+        "Wrong username or password.",
+    ),
+    (
+        "login_attempts_left",
+        "还可尝试 {n} 次，之后将锁定 1 分钟。",
+        "{n} attempt(s) left before a 1-minute lockout.",
+    ),
+    (
+        "login_locked",
+        "登录失败次数过多，请 {n} 秒后再试。",
+        "Too many failed sign-ins. Try again in {n} seconds.",
+    ),
+    (
+        "login_closed",
+        "该商户账户已关闭，无法登录；请联系收单银行客户经理。",
+        "This merchant account is closed; contact your acquiring bank's account manager.",
+    ),
+    (
+        "form_expired",
+        "表单已过期，请刷新页面后重试。",
+        "The form has expired; reload the page and try again.",
+    ),
     // dashboard
     ("dashboard_title", "概览", "Dashboard"),
     ("today", "今天", "Today"),
@@ -92,8 +120,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("txn_count", "笔数", "Count"),
     ("approved_amount", "成功交易金额", "Approved amount"),
     ("all_records", "全部记录", "All records"),
-    ("daily_volume", "每日净额（按结算日，近14天）", "Daily net volume (by settlement date, last 14 days)"),
-    ("daily_volume_empty", "近14天没有结算数据。", "No settlement data in the last 14 days."),
+    (
+        "daily_volume",
+        "每日净额（按结算日，近14天）",
+        "Daily net volume (by settlement date, last 14 days)",
+    ),
+    (
+        "daily_volume_empty",
+        "近14天没有结算数据。",
+        "No settlement data in the last 14 days.",
+    ),
     ("account_status", "账户状态", "Account status"),
     ("merchant_id", "商户号", "Merchant ID"),
     ("merchant_name", "商户名称", "Merchant name"),
@@ -108,10 +144,22 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("never", "从未", "never"),
     ("view_details", "查看明细", "View details"),
     ("notices", "提醒", "Notices"),
-    ("no_role_pages", "此角色在门户中暂无页面。", "This role has no portal pages yet."),
+    (
+        "no_role_pages",
+        "此角色在门户中暂无页面。",
+        "This role has no portal pages yet.",
+    ),
     // account banner
-    ("banner_frozen", "您的商户账户已被冻结", "Your merchant account is frozen"),
-    ("banner_closed", "您的商户账户已关闭", "Your merchant account is closed"),
+    (
+        "banner_frozen",
+        "您的商户账户已被冻结",
+        "Your merchant account is frozen",
+    ),
+    (
+        "banner_closed",
+        "您的商户账户已关闭",
+        "Your merchant account is closed",
+    ),
     ("reason", "原因", "Reason"),
     ("since", "起始时间", "Since"),
     // transactions
@@ -146,14 +194,22 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("card", "卡号", "Card"),
     ("amount", "金额", "Amount"),
     ("details", "详情", "Details"),
-    ("no_results", "没有符合条件的交易。", "No transactions match."),
+    (
+        "no_results",
+        "没有符合条件的交易。",
+        "No transactions match.",
+    ),
     ("hints", "可能的原因", "Possible reasons"),
     ("next_page", "下一页", "Next page"),
     ("first_page", "回到第一页", "First page"),
     ("page_n", "第 {n} 页", "Page {n}"),
     ("total", "合计", "Total"),
     ("query_error", "查询条件有误", "The query is not valid"),
-    ("amount_invalid", "金额须为元，最多两位小数，例如 12.34", "Amounts are in yuan with at most two decimals, e.g. 12.34"),
+    (
+        "amount_invalid",
+        "金额须为元，最多两位小数，例如 12.34",
+        "Amounts are in yuan with at most two decimals, e.g. 12.34",
+    ),
     // detail
     ("detail_title", "交易详情", "Transaction details"),
     ("back_to_list", "返回交易明细", "Back to transactions"),
@@ -181,12 +237,28 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("declined_count", "失败", "Declined"),
     ("reversed_count", "冲正", "Reversed"),
     ("voided_count", "撤销", "Voided"),
-    ("no_settlements", "该日期范围内没有结算数据。", "No settlement data in this range."),
+    (
+        "no_settlements",
+        "该日期范围内没有结算数据。",
+        "No settlement data in this range.",
+    ),
     // diagnose
-    ("diagnose_title", "找不到交易？", "Can't find a transaction?"),
-    ("diagnose_intro", "告诉我们您要找的交易，系统会检查可能的原因。", "Tell us about the transaction you are looking for; we will check the likely causes."),
+    (
+        "diagnose_title",
+        "找不到交易？",
+        "Can't find a transaction?",
+    ),
+    (
+        "diagnose_intro",
+        "告诉我们您要找的交易，系统会检查可能的原因。",
+        "Tell us about the transaction you are looking for; we will check the likely causes.",
+    ),
     ("expected_date", "交易日期", "Date"),
-    ("expected_time", "大约时间（可选）", "Approximate time (optional)"),
+    (
+        "expected_time",
+        "大约时间（可选）",
+        "Approximate time (optional)",
+    ),
     ("expected_amount", "金额（元）", "Amount (yuan)"),
     ("diagnose_button", "开始检查", "Check"),
     ("findings", "检查结果", "Findings"),
@@ -194,28 +266,60 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("evidence", "依据", "Evidence"),
     ("checked", "已检查", "Checked"),
     ("related_txns", "相关交易", "Related transactions"),
-    ("diagnose_need_something", "请至少填写一项：日期、金额、卡号后四位、参考号、流水号或授权码。", "Fill in at least one of: date, amount, card last 4, RRN, STAN or auth code."),
+    (
+        "diagnose_need_something",
+        "请至少填写一项：日期、金额、卡号后四位、参考号、流水号或授权码。",
+        "Fill in at least one of: date, amount, card last 4, RRN, STAN or auth code.",
+    ),
     // bank
     ("merchants_title", "商户管理", "Merchants"),
-    ("search_merchants", "按商户号或名称搜索", "Search by merchant ID or name"),
-    ("no_merchants", "没有符合条件的商户。", "No merchants match."),
+    (
+        "search_merchants",
+        "按商户号或名称搜索",
+        "Search by merchant ID or name",
+    ),
+    (
+        "no_merchants",
+        "没有符合条件的商户。",
+        "No merchants match.",
+    ),
     ("status_history", "状态变更记录", "Status history"),
     ("change_status", "变更状态", "Change status"),
     ("new_status", "新状态", "New status"),
-    ("reason_required", "请填写原因（1 至 500 字）。", "Give a reason (1 to 500 characters)."),
+    (
+        "reason_required",
+        "请填写原因（1 至 500 字）。",
+        "Give a reason (1 to 500 characters).",
+    ),
     ("status_changed", "状态已变更。", "Status changed."),
     ("actor", "操作人", "By"),
     ("effective_at", "生效时间", "Effective"),
     ("save", "保存", "Save"),
-    ("read_only_role", "审计员只能查看，不能修改。", "Auditors can view but not change."),
+    (
+        "read_only_role",
+        "审计员只能查看，不能修改。",
+        "Auditors can view but not change.",
+    ),
     ("no_terminals", "没有终端。", "No terminals."),
     // errors
     ("not_found_title", "页面不存在", "Not found"),
-    ("not_found_text", "您要找的页面或交易不存在，或您无权查看。", "The page or transaction does not exist, or you may not see it."),
+    (
+        "not_found_text",
+        "您要找的页面或交易不存在，或您无权查看。",
+        "The page or transaction does not exist, or you may not see it.",
+    ),
     ("forbidden_title", "无权访问", "Not allowed"),
-    ("forbidden_text", "您的角色不能访问此页面。", "Your role cannot open this page."),
+    (
+        "forbidden_text",
+        "您的角色不能访问此页面。",
+        "Your role cannot open this page.",
+    ),
     ("error_title", "出错了", "Something went wrong"),
-    ("error_text", "请稍后重试；如果问题持续，请联系收单银行。", "Please try again later; if it persists, contact your acquiring bank."),
+    (
+        "error_text",
+        "请稍后重试；如果问题持续，请联系收单银行。",
+        "Please try again later; if it persists, contact your acquiring bank.",
+    ),
     ("back_home", "返回首页", "Back to the start page"),
     // enums
     ("kind_purchase", "消费", "Purchase"),
@@ -223,14 +327,26 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("kind_refund", "退货", "Refund"),
     ("kind_preauth", "预授权", "Pre-auth"),
     ("kind_preauth_void", "预授权撤销", "Pre-auth void"),
-    ("kind_preauth_completion", "预授权完成", "Pre-auth completion"),
-    ("kind_preauth_completion_void", "预授权完成撤销", "Completion void"),
+    (
+        "kind_preauth_completion",
+        "预授权完成",
+        "Pre-auth completion",
+    ),
+    (
+        "kind_preauth_completion_void",
+        "预授权完成撤销",
+        "Completion void",
+    ),
     ("kind_balance_inquiry", "余额查询", "Balance inquiry"),
     ("status_approved", "成功", "Approved"),
     ("status_declined", "失败", "Declined"),
     ("status_reversed", "已冲正", "Reversed"),
     ("status_voided", "已撤销", "Voided"),
-    ("status_partially_refunded", "部分退货", "Partially refunded"),
+    (
+        "status_partially_refunded",
+        "部分退货",
+        "Partially refunded",
+    ),
     ("status_refunded", "已退货", "Refunded"),
     ("status_completed", "已完成", "Completed"),
     ("channel_card", "银行卡", "Card"),
@@ -256,7 +372,12 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
 fn table(lang: Lang) -> &'static Map<String, Value> {
     static ZH: OnceLock<Map<String, Value>> = OnceLock::new();
     static EN: OnceLock<Map<String, Value>> = OnceLock::new();
-    let build = |en: bool| MESSAGES.iter().map(|(k, zh, e)| ((*k).to_owned(), Value::from(if en { *e } else { *zh }))).collect();
+    let build = |en: bool| {
+        MESSAGES
+            .iter()
+            .map(|(k, zh, e)| ((*k).to_owned(), Value::from(if en { *e } else { *zh })))
+            .collect()
+    };
     match lang {
         Lang::Zh => ZH.get_or_init(|| build(false)),
         Lang::En => EN.get_or_init(|| build(true)),
@@ -271,7 +392,11 @@ pub fn messages(lang: Lang) -> Value {
 /// One message; a missing key is a programmer error and shows the key itself (the table test
 /// keeps that from shipping).
 pub fn t(lang: Lang, key: &str) -> String {
-    table(lang).get(key).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| key.to_owned())
+    table(lang)
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| key.to_owned())
 }
 
 /// A message with `{n}` filled in.

@@ -12,6 +12,10 @@
 //! Templates are compiled in (minijinja, HTML auto-escaping), the one stylesheet is served from
 //! the binary, and no page needs JavaScript; the Content-Security-Policy allows only 'self'.
 
+// Guards return the page to answer with; it is built once per refused request, so boxing it
+// would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 mod bank;
 mod format;
 mod i18n;
@@ -43,12 +47,24 @@ const API_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../templates/layout.html")),
     ("login.html", include_str!("../templates/login.html")),
-    ("dashboard.html", include_str!("../templates/dashboard.html")),
-    ("transactions.html", include_str!("../templates/transactions.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
+    (
+        "transactions.html",
+        include_str!("../templates/transactions.html"),
+    ),
     ("detail.html", include_str!("../templates/detail.html")),
-    ("settlements.html", include_str!("../templates/settlements.html")),
+    (
+        "settlements.html",
+        include_str!("../templates/settlements.html"),
+    ),
     ("diagnose.html", include_str!("../templates/diagnose.html")),
-    ("merchants.html", include_str!("../templates/merchants.html")),
+    (
+        "merchants.html",
+        include_str!("../templates/merchants.html"),
+    ),
     ("merchant.html", include_str!("../templates/merchant.html")),
     ("message.html", include_str!("../templates/message.html")),
 ];
@@ -68,7 +84,8 @@ pub fn routes(state: api::AppState) -> Router {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     for (name, src) in TEMPLATES {
-        env.add_template(name, src).unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
+        env.add_template(name, src)
+            .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
     }
     let web = Web {
         api: api::app(state.clone()),
@@ -108,7 +125,11 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// A path on this site to go back to: anything else (another host, `//evil`) becomes `/`.
 pub(crate) fn local_path(p: &str) -> String {
-    if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && !p.contains(['\r', '\n']) {
+    if p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && !p.contains(['\r', '\n'])
+    {
         p.to_owned()
     } else {
         "/".to_owned()
@@ -134,11 +155,20 @@ impl ApiAnswer {
 
 impl Web {
     /// Calls the JSON API in-process as the signed-in person (their session cookie).
-    pub(crate) async fn api(&self, method: &str, token: &str, path_and_query: &str, json: Option<&Value>) -> ApiAnswer {
+    pub(crate) async fn api(
+        &self,
+        method: &str,
+        token: &str,
+        path_and_query: &str,
+        json: Option<&Value>,
+    ) -> ApiAnswer {
         let mut req = Request::builder()
             .method(method)
             .uri(path_and_query)
-            .header(header::COOKIE, format!("{}={token}", api::auth::SESSION_COOKIE));
+            .header(
+                header::COOKIE,
+                format!("{}={token}", api::auth::SESSION_COOKIE),
+            );
         let body = match json {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -146,7 +176,9 @@ impl Web {
             }
             None => Body::empty(),
         };
-        let req = req.body(body).expect("a request from parts that were checked");
+        let req = req
+            .body(body)
+            .expect("a request from parts that were checked");
         let resp = match self.api.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
@@ -156,14 +188,23 @@ impl Web {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
             Err(e) => {
                 tracing::error!(error = %e, "reading an API answer failed");
-                return ApiAnswer { status: StatusCode::INTERNAL_SERVER_ERROR, body: Value::Null };
+                return ApiAnswer {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: Value::Null,
+                };
             }
         };
         ApiAnswer { status, body }
     }
 
     /// Renders a template with the message table and `ctx`.
-    pub(crate) fn render(&self, status: StatusCode, name: &str, lang: Lang, mut ctx: Value) -> Response {
+    pub(crate) fn render(
+        &self,
+        status: StatusCode,
+        name: &str,
+        lang: Lang,
+        mut ctx: Value,
+    ) -> Response {
         ctx["t"] = i18n::messages(lang);
         ctx["lang"] = Value::from(lang.as_str());
         ctx["html_lang"] = Value::from(lang.html_lang());
@@ -172,7 +213,12 @@ impl Web {
             .get_template(name)
             .and_then(|t| t.render(minijinja::Value::from_serialize(&ctx)));
         match html {
-            Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+            Ok(html) => (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
             Err(e) => {
                 tracing::error!(template = name, error = %format!("{e:#}"), "rendering failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
@@ -184,10 +230,19 @@ impl Web {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -195,7 +250,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 async fn css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], CSS).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        CSS,
+    )
+        .into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -208,10 +270,19 @@ struct LangQuery {
 async fn switch_lang(Query(q): Query<LangQuery>) -> Response {
     let lang = Lang::parse(&q.to).unwrap_or(Lang::Zh);
     let back = local_path(q.back.as_deref().unwrap_or("/"));
-    let cookie = format!("{}={}; Path=/; SameSite=Strict; Max-Age=31536000", i18n::LANG_COOKIE, lang.as_str());
+    let cookie = format!(
+        "{}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+        i18n::LANG_COOKIE,
+        lang.as_str()
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
 async fn not_found(State(web): State<Web>, headers: HeaderMap) -> Response {
-    view::message(&web, Lang::from_headers(&headers), None, StatusCode::NOT_FOUND)
+    view::message(
+        &web,
+        Lang::from_headers(&headers),
+        None,
+        StatusCode::NOT_FOUND,
+    )
 }

@@ -23,7 +23,11 @@ const CHART_DAYS: i64 = 14;
 const SETTLEMENT_DAYS_DEFAULT: i64 = 7;
 
 fn zone(viewer: &Viewer) -> Tz {
-    viewer.merchant.as_ref().map(|m| m.clock.tz).unwrap_or(chrono_tz::Asia::Shanghai)
+    viewer
+        .merchant
+        .as_ref()
+        .map(|m| m.clock.tz)
+        .unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
 fn today(tz: Tz) -> NaiveDate {
@@ -47,7 +51,12 @@ fn merchant_only(web: &Web, viewer: &Viewer) -> Result<(), Response> {
     if viewer.is_merchant() {
         Ok(())
     } else {
-        Err(view::message(web, viewer.lang, Some(viewer), StatusCode::FORBIDDEN))
+        Err(view::message(
+            web,
+            viewer.lang,
+            Some(viewer),
+            StatusCode::FORBIDDEN,
+        ))
     }
 }
 
@@ -133,7 +142,9 @@ fn finding_view(f: &Value, lang: Lang) -> Value {
 }
 
 fn findings(list: &Value, lang: Lang) -> Vec<Value> {
-    list.as_array().map(|a| a.iter().map(|f| finding_view(f, lang)).collect()).unwrap_or_default()
+    list.as_array()
+        .map(|a| a.iter().map(|f| finding_view(f, lang)).collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -143,10 +154,22 @@ pub async fn dashboard(State(web): State<Web>, viewer: Viewer) -> Response {
     let lang = viewer.lang;
     if !viewer.is_merchant() {
         // Bank staff start at their merchant list; other roles have no pages yet.
-        if matches!(viewer.user.role, domain::Role::BankOperator | domain::Role::Auditor) {
-            return axum::response::IntoResponse::into_response(axum::response::Redirect::to("/bank/merchants"));
+        if matches!(
+            viewer.user.role,
+            domain::Role::BankOperator | domain::Role::Auditor
+        ) {
+            return axum::response::IntoResponse::into_response(axum::response::Redirect::to(
+                "/bank/merchants",
+            ));
         }
-        return view::message_text(&web, lang, Some(&viewer), StatusCode::OK, "dashboard_title", "no_role_pages");
+        return view::message_text(
+            &web,
+            lang,
+            Some(&viewer),
+            StatusCode::OK,
+            "dashboard_title",
+            "no_role_pages",
+        );
     }
     let tz = zone(&viewer);
     let d = today(tz);
@@ -182,14 +205,26 @@ pub async fn dashboard(State(web): State<Web>, viewer: Viewer) -> Response {
     // The chart: one bar per settlement date, drawn as SVG (no script, nothing inline to allow).
     let days: Vec<(String, i64)> = chart_a.body["data"]
         .as_array()
-        .map(|a| a.iter().map(|d| (txt(&d["settlement_date"]), d["net"].as_i64().unwrap_or(0))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|d| (txt(&d["settlement_date"]), d["net"].as_i64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default();
     let max = days.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let mut bars = Vec::new();
     for i in 0..CHART_DAYS {
         let date = (chart_from + Duration::days(i)).to_string();
-        let net = days.iter().find(|(d, _)| *d == date).map(|(_, n)| *n).unwrap_or(0);
-        let h = if net > 0 { ((net as f64 / max as f64) * 100.0).round().max(1.0) as i64 } else { 0 };
+        let net = days
+            .iter()
+            .find(|(d, _)| *d == date)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        let h = if net > 0 {
+            ((net as f64 / max as f64) * 100.0).round().max(1.0) as i64
+        } else {
+            0
+        };
         bars.push(json!({"x": i * 20 + 6, "y": 110 - h, "h": h, "date": date, "label": date[5..].to_owned(),
                          "net": yuan(net), "show_label": i % 2 == (CHART_DAYS - 1) % 2}));
     }
@@ -198,7 +233,11 @@ pub async fn dashboard(State(web): State<Web>, viewer: Viewer) -> Response {
         .map(|a| {
             a.iter()
                 .map(|t| {
-                    let when = |v: &Value| v.as_str().map(local_time).unwrap_or_else(|| crate::i18n::t(lang, "never"));
+                    let when = |v: &Value| {
+                        v.as_str()
+                            .map(local_time)
+                            .unwrap_or_else(|| crate::i18n::t(lang, "never"))
+                    };
                     json!({
                         "id": txt(&t["terminal_id"]),
                         "status": label(lang, "tstatus", &t["status"]),
@@ -262,9 +301,16 @@ const FIELD_CHARS_MAX: usize = 64;
 
 impl TxnForm {
     fn parse(raw: Option<&str>, today: NaiveDate) -> TxnForm {
-        let mut f = TxnForm { page: 1, ..TxnForm::default() };
+        let mut f = TxnForm {
+            page: 1,
+            ..TxnForm::default()
+        };
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            let v: String = v.trim().chars().take(if k == "cursor" { 512 } else { FIELD_CHARS_MAX }).collect();
+            let v: String = v
+                .trim()
+                .chars()
+                .take(if k == "cursor" { 512 } else { FIELD_CHARS_MAX })
+                .collect();
             match k.as_ref() {
                 "quick" => f.quick = v,
                 "from" => f.from = v,
@@ -322,7 +368,12 @@ impl TxnForm {
         one("from", &self.from);
         one("to", &self.to);
         one("basis", &self.basis);
-        for (k, vs) in [("terminal_id", &self.terminal_id), ("kind", &self.kind), ("status", &self.status), ("channel", &self.channel)] {
+        for (k, vs) in [
+            ("terminal_id", &self.terminal_id),
+            ("kind", &self.kind),
+            ("status", &self.status),
+            ("channel", &self.channel),
+        ] {
             for v in vs {
                 one(k, v);
             }
@@ -331,7 +382,10 @@ impl TxnForm {
         one("rrn", &self.rrn);
         one("stan", &self.stan);
         one("auth_code", &self.auth_code);
-        for (k, v) in [("amount_min", &self.amount_min), ("amount_max", &self.amount_max)] {
+        for (k, v) in [
+            ("amount_min", &self.amount_min),
+            ("amount_max", &self.amount_max),
+        ] {
             if !v.is_empty() {
                 let fen = parse_yuan(v).ok_or("amount_invalid")?;
                 out.push((k.to_owned(), fen.to_string()));
@@ -355,7 +409,12 @@ impl TxnForm {
             one("quick", &self.quick);
         }
         one("basis", &self.basis);
-        for (k, vs) in [("terminal_id", &self.terminal_id), ("kind", &self.kind), ("status", &self.status), ("channel", &self.channel)] {
+        for (k, vs) in [
+            ("terminal_id", &self.terminal_id),
+            ("kind", &self.kind),
+            ("status", &self.status),
+            ("channel", &self.channel),
+        ] {
             for v in vs {
                 one(k, v);
             }
@@ -422,13 +481,23 @@ pub async fn transactions(State(web): State<Web>, viewer: Viewer, uri: Uri) -> R
             } else {
                 list.push(("cursor".into(), form.cursor.clone()));
             }
-            let a = web.api("GET", &viewer.token, &format!("/api/v1/transactions?{}", query_string(&list)), None).await;
+            let a = web
+                .api(
+                    "GET",
+                    &viewer.token,
+                    &format!("/api/v1/transactions?{}", query_string(&list)),
+                    None,
+                )
+                .await;
             if a.status == StatusCode::BAD_REQUEST {
                 ctx["error"] = json!(format!("{}：{}", t(lang, "query_error"), a.detail()));
             } else if !a.ok() {
                 return api_failure(&web, &viewer, &a);
             } else {
-                let rows: Vec<Value> = a.body["data"].as_array().map(|r| r.iter().map(|v| txn_view(v, lang)).collect()).unwrap_or_default();
+                let rows: Vec<Value> = a.body["data"]
+                    .as_array()
+                    .map(|r| r.iter().map(|v| txn_view(v, lang)).collect())
+                    .unwrap_or_default();
                 ctx["rows"] = json!(rows);
                 ctx["hints"] = json!(findings(&a.body["hints"], lang));
                 ctx["warnings"] = json!(findings(&a.body["warnings"], lang));
@@ -464,15 +533,25 @@ pub async fn transactions(State(web): State<Web>, viewer: Viewer, uri: Uri) -> R
                 csv.push(("format".into(), "csv".into()));
                 let mut xlsx = export;
                 xlsx.push(("format".into(), "xlsx".into()));
-                ctx["export_csv"] = json!(format!("/api/v1/transactions/export?{}", query_string(&csv)));
-                ctx["export_xlsx"] = json!(format!("/api/v1/transactions/export?{}", query_string(&xlsx)));
+                ctx["export_csv"] = json!(format!(
+                    "/api/v1/transactions/export?{}",
+                    query_string(&csv)
+                ));
+                ctx["export_xlsx"] = json!(format!(
+                    "/api/v1/transactions/export?{}",
+                    query_string(&xlsx)
+                ));
             }
         }
     }
     // The terminals to choose from: the ones this user may see.
-    let terms = web.api("GET", &viewer.token, "/api/v1/terminals", None).await;
-    let terminal_ids: Vec<String> =
-        terms.body["data"].as_array().map(|a| a.iter().map(|t| txt(&t["terminal_id"])).collect()).unwrap_or_default();
+    let terms = web
+        .api("GET", &viewer.token, "/api/v1/terminals", None)
+        .await;
+    let terminal_ids: Vec<String> = terms.body["data"]
+        .as_array()
+        .map(|a| a.iter().map(|t| txt(&t["terminal_id"])).collect())
+        .unwrap_or_default();
     let quick: Vec<Value> = [("today", "today"), ("yesterday", "yesterday"), ("7d", "last_7_days"), ("month", "this_month")]
         .iter()
         .map(|(q, key)| {
@@ -493,7 +572,11 @@ pub async fn transactions(State(web): State<Web>, viewer: Viewer, uri: Uri) -> R
     });
     ctx["quick"] = json!(quick);
     ctx["page_no"] = json!(t_n(lang, "page_n", form.page));
-    ctx["first_link"] = if form.cursor.is_empty() { Value::Null } else { json!(format!("/transactions?{}", query_string(&page_pairs))) };
+    ctx["first_link"] = if form.cursor.is_empty() {
+        Value::Null
+    } else {
+        json!(format!("/transactions?{}", query_string(&page_pairs)))
+    };
     ctx["timezone"] = json!(tz.name());
     web.render(StatusCode::OK, "transactions.html", lang, ctx)
 }
@@ -507,14 +590,28 @@ pub async fn detail(State(web): State<Web>, viewer: Viewer, Path(id): Path<Strin
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return view::message(&web, lang, Some(&viewer), StatusCode::NOT_FOUND);
     }
-    let a = web.api("GET", &viewer.token, &format!("/api/v1/transactions/{}", enc(&id)), None).await;
+    let a = web
+        .api(
+            "GET",
+            &viewer.token,
+            &format!("/api/v1/transactions/{}", enc(&id)),
+            None,
+        )
+        .await;
     if !a.ok() {
         return api_failure(&web, &viewer, &a);
     }
     let mut ctx = view::frame(&viewer, "nav_transactions");
     ctx["txn"] = txn_view(&a.body, lang);
-    ctx["original"] = if a.body["original"].is_null() { Value::Null } else { txn_view(&a.body["original"], lang) };
-    ctx["events"] = json!(a.body["events"].as_array().map(|e| e.iter().map(|v| txn_view(v, lang)).collect::<Vec<_>>()).unwrap_or_default());
+    ctx["original"] = if a.body["original"].is_null() {
+        Value::Null
+    } else {
+        txn_view(&a.body["original"], lang)
+    };
+    ctx["events"] = json!(a.body["events"]
+        .as_array()
+        .map(|e| e.iter().map(|v| txn_view(v, lang)).collect::<Vec<_>>())
+        .unwrap_or_default());
     web.render(StatusCode::OK, "detail.html", lang, ctx)
 }
 
@@ -548,7 +645,17 @@ pub async fn settlements(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Re
     ctx["error"] = Value::Null;
     ctx["days"] = json!([]);
     ctx["totals"] = Value::Null;
-    let a = web.api("GET", &viewer.token, &format!("/api/v1/settlements?{}", query_string(&[("from".into(), from), ("to".into(), to)])), None).await;
+    let a = web
+        .api(
+            "GET",
+            &viewer.token,
+            &format!(
+                "/api/v1/settlements?{}",
+                query_string(&[("from".into(), from), ("to".into(), to)])
+            ),
+            None,
+        )
+        .await;
     if a.status == StatusCode::BAD_REQUEST {
         ctx["error"] = json!(format!("{}：{}", t(lang, "query_error"), a.detail()));
     } else if !a.ok() {
@@ -619,11 +726,23 @@ pub async fn diagnose_form(State(web): State<Web>, viewer: Viewer) -> Response {
     if let Err(r) = merchant_only(&web, &viewer) {
         return r;
     }
-    let f = DiagnoseForm { date: today(zone(&viewer)).to_string(), ..DiagnoseForm::default() };
-    web.render(StatusCode::OK, "diagnose.html", viewer.lang, diagnose_ctx(&viewer, &f))
+    let f = DiagnoseForm {
+        date: today(zone(&viewer)).to_string(),
+        ..DiagnoseForm::default()
+    };
+    web.render(
+        StatusCode::OK,
+        "diagnose.html",
+        viewer.lang,
+        diagnose_ctx(&viewer, &f),
+    )
 }
 
-pub async fn diagnose(State(web): State<Web>, viewer: Viewer, Form(f): Form<DiagnoseForm>) -> Response {
+pub async fn diagnose(
+    State(web): State<Web>,
+    viewer: Viewer,
+    Form(f): Form<DiagnoseForm>,
+) -> Response {
     if let Err(r) = merchant_only(&web, &viewer) {
         return r;
     }
@@ -660,7 +779,13 @@ pub async fn diagnose(State(web): State<Web>, viewer: Viewer, Form(f): Form<Diag
             }
         }
     }
-    for (k, v) in [("card_last4", &f.card_last4), ("terminal_id", &f.terminal_id), ("rrn", &f.rrn), ("stan", &f.stan), ("auth_code", &f.auth_code)] {
+    for (k, v) in [
+        ("card_last4", &f.card_last4),
+        ("terminal_id", &f.terminal_id),
+        ("rrn", &f.rrn),
+        ("stan", &f.stan),
+        ("auth_code", &f.auth_code),
+    ] {
         if !v.trim().is_empty() {
             expected.insert(k.into(), json!(clip(v)));
         }
@@ -673,8 +798,13 @@ pub async fn diagnose(State(web): State<Web>, viewer: Viewer, Form(f): Form<Diag
         expected.insert("merchant_id".into(), json!(m.as_str()));
     }
     let body = json!({"expected": expected});
-    let a = web.api("POST", &viewer.token, "/api/v1/diagnose", Some(&body)).await;
-    if matches!(a.status, StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY) {
+    let a = web
+        .api("POST", &viewer.token, "/api/v1/diagnose", Some(&body))
+        .await;
+    if matches!(
+        a.status,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+    ) {
         ctx["error"] = json!(format!("{}：{}", t(lang, "query_error"), a.detail()));
         return web.render(StatusCode::BAD_REQUEST, "diagnose.html", lang, ctx);
     }
@@ -684,7 +814,10 @@ pub async fn diagnose(State(web): State<Web>, viewer: Viewer, Form(f): Form<Diag
     ctx["findings"] = json!(findings(&a.body["findings"], lang));
     ctx["checked"] = json!(a.body["checked"]
         .as_array()
-        .map(|c| c.iter().map(|c| json!({"subject": txt(&c["subject"]), "note": txt(&c["note"][lang.as_str()])})).collect::<Vec<_>>())
+        .map(|c| c
+            .iter()
+            .map(|c| json!({"subject": txt(&c["subject"]), "note": txt(&c["note"][lang.as_str()])}))
+            .collect::<Vec<_>>())
         .unwrap_or_default());
     web.render(StatusCode::OK, "diagnose.html", lang, ctx)
 }
@@ -713,7 +846,10 @@ mod tests {
 
     #[test]
     fn form_filters_become_api_parameters_with_amounts_in_fen() {
-        let f = TxnForm::parse(Some("quick=today&kind=purchase&kind=refund&amount_min=1.5&card_last4=1234&bogus=1"), day("2026-03-18"));
+        let f = TxnForm::parse(
+            Some("quick=today&kind=purchase&kind=refund&amount_min=1.5&card_last4=1234&bogus=1"),
+            day("2026-03-18"),
+        );
         let pairs = f.api_pairs().unwrap();
         let qs = query_string(&pairs);
         assert_eq!(qs, "from=2026-03-18&to=2026-03-18&basis=txn_time&kind=purchase&kind=refund&card_last4=1234&amount_min=150");

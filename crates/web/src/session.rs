@@ -50,7 +50,14 @@ impl Viewer {
         if constant_time_eq(given.as_bytes(), self.csrf().as_bytes()) {
             Ok(())
         } else {
-            Err(view::message_text(web, self.lang, Some(self), StatusCode::FORBIDDEN, "forbidden_title", "form_expired"))
+            Err(view::message_text(
+                web,
+                self.lang,
+                Some(self),
+                StatusCode::FORBIDDEN,
+                "forbidden_title",
+                "form_expired",
+            ))
         }
     }
 
@@ -74,36 +81,67 @@ impl FromRequestParts<Web> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
-        let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
         let lang = Lang::from_headers(&parts.headers);
         let to_login = || {
             let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
             Redirect::to(&format!("/login?next={next}")).into_response()
         };
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).filter(|t| t.len() <= 128).map(str::to_owned) else {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE)
+            .filter(|t| t.len() <= 128)
+            .map(str::to_owned)
+        else {
             return Err(to_login());
         };
         let hash = token_hash(&token);
         let store = web.app.store.clone();
-        let found = tokio::task::spawn_blocking(move || -> Result<Option<(User, Option<Merchant>)>, store::StoreError> {
-            let Some((_, user)) = store.get_session(&hash, Utc::now())? else { return Ok(None) };
-            let merchant = match user.merchant_id.as_ref().filter(|_| user.role.is_merchant()) {
-                Some(m) => store.get_merchant(m)?,
-                None => None,
-            };
-            Ok(Some((user, merchant)))
-        })
+        let found = tokio::task::spawn_blocking(
+            move || -> Result<Option<(User, Option<Merchant>)>, store::StoreError> {
+                let Some((_, user)) = store.get_session(&hash, Utc::now())? else {
+                    return Ok(None);
+                };
+                let merchant = match user
+                    .merchant_id
+                    .as_ref()
+                    .filter(|_| user.role.is_merchant())
+                {
+                    Some(m) => store.get_merchant(m)?,
+                    None => None,
+                };
+                Ok(Some((user, merchant)))
+            },
+        )
         .await;
         match found {
-            Ok(Ok(Some((user, merchant)))) => Ok(Viewer { user, token, lang, merchant, path }),
+            Ok(Ok(Some((user, merchant)))) => Ok(Viewer {
+                user,
+                token,
+                lang,
+                merchant,
+                path,
+            }),
             Ok(Ok(None)) => Err(to_login()),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "reading the session failed");
-                Err(view::message(web, lang, None, StatusCode::INTERNAL_SERVER_ERROR))
+                Err(view::message(
+                    web,
+                    lang,
+                    None,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                ))
             }
             Err(e) => {
                 tracing::error!(error = %e, "session task failed");
-                Err(view::message(web, lang, None, StatusCode::INTERNAL_SERVER_ERROR))
+                Err(view::message(
+                    web,
+                    lang,
+                    None,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                ))
             }
         }
     }
@@ -139,9 +177,15 @@ impl Throttle {
     /// Records a failure; returns the attempts left (0: locked out now).
     pub fn fail(&mut self, key: (String, String), now: Instant) -> u32 {
         if self.entries.len() >= THROTTLE_ENTRIES_MAX {
-            self.entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now) || now - e.last < LOGIN_LOCKOUT * 15);
+            self.entries.retain(|_, e| {
+                e.locked_until.is_some_and(|u| u > now) || now - e.last < LOGIN_LOCKOUT * 15
+            });
         }
-        let e = self.entries.entry(key).or_insert(Entry { failures: 0, locked_until: None, last: now });
+        let e = self.entries.entry(key).or_insert(Entry {
+            failures: 0,
+            locked_until: None,
+            last: now,
+        });
         e.failures += 1;
         e.last = now;
         if e.failures >= LOGIN_FAILURES_MAX {
@@ -178,7 +222,14 @@ pub struct LoginForm {
     next: String,
 }
 
-fn login_page(web: &Web, lang: Lang, status: StatusCode, username: &str, next: &str, error: Option<String>) -> Response {
+fn login_page(
+    web: &Web,
+    lang: Lang,
+    status: StatusCode,
+    username: &str,
+    next: &str,
+    error: Option<String>,
+) -> Response {
     let csrf = new_token("");
     let mut resp = web.render(
         status,
@@ -188,16 +239,28 @@ fn login_page(web: &Web, lang: Lang, status: StatusCode, username: &str, next: &
                "brand": t(lang, "brand"), "merchant_name": null,
                "lang_switch": format!("/lang?to={}&back=/login", lang.other().as_str())}),
     );
-    let cookie = format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    let cookie =
+        format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
     if let Ok(v) = cookie.parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }
 
-pub async fn login_form(State(web): State<Web>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+pub async fn login_form(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let lang = Lang::from_headers(&headers);
-    login_page(&web, lang, StatusCode::OK, "", &local_path(q.next.as_deref().unwrap_or("/")), None)
+    login_page(
+        &web,
+        lang,
+        StatusCode::OK,
+        "",
+        &local_path(q.next.as_deref().unwrap_or("/")),
+        None,
+    )
 }
 
 pub async fn login(
@@ -211,13 +274,33 @@ pub async fn login(
     let username: String = f.username.trim().chars().take(USERNAME_CHARS_MAX).collect();
     let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if cookie_csrf.is_empty() || !constant_time_eq(cookie_csrf.as_bytes(), f.csrf.as_bytes()) {
-        return login_page(&web, lang, StatusCode::FORBIDDEN, &username, &next, Some(t(lang, "form_expired")));
+        return login_page(
+            &web,
+            lang,
+            StatusCode::FORBIDDEN,
+            &username,
+            &next,
+            Some(t(lang, "form_expired")),
+        );
     }
-    let ip = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = peer
+        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
     let key = (username.to_lowercase(), ip.clone());
-    let locked = web.throttle.lock().unwrap_or_else(|p| p.into_inner()).check(&key, Instant::now());
+    let locked = web
+        .throttle
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(&key, Instant::now());
     if let Err(secs) = locked {
-        return login_page(&web, lang, StatusCode::TOO_MANY_REQUESTS, &username, &next, Some(t_n(lang, "login_locked", secs)));
+        return login_page(
+            &web,
+            lang,
+            StatusCode::TOO_MANY_REQUESTS,
+            &username,
+            &next,
+            Some(t_n(lang, "login_locked", secs)),
+        );
     }
     let store = web.app.store.clone();
     let (name, password) = (username.clone(), f.password);
@@ -234,20 +317,33 @@ pub async fn login(
             })
         };
         let user = store.get_user_by_username(&name)?;
-        let ok = user.as_ref().is_some_and(|u| !u.disabled && verify_password(&password, &u.password_hash));
+        let ok = user
+            .as_ref()
+            .is_some_and(|u| !u.disabled && verify_password(&password, &u.password_hash));
         let Some(user) = user.filter(|_| ok) else {
             audit("login_failed", Some("web".into()))?;
             return Ok(Outcome::Wrong);
         };
-        if let Some(mid) = user.merchant_id.as_ref().filter(|_| user.role.is_merchant()) {
-            if store.get_merchant(mid)?.is_some_and(|m| m.status == MerchantStatus::Closed) {
+        if let Some(mid) = user
+            .merchant_id
+            .as_ref()
+            .filter(|_| user.role.is_merchant())
+        {
+            if store
+                .get_merchant(mid)?
+                .is_some_and(|m| m.status == MerchantStatus::Closed)
+            {
                 audit("login_refused_closed", Some(mid.to_string()))?;
                 return Ok(Outcome::Closed);
             }
         }
         let token = new_token("pls_");
         let expires_at = now + chrono::Duration::seconds(SESSION_TTL_SECS);
-        store.create_session(&NewSession { token_hash: token_hash(&token), user_id: user.id, expires_at })?;
+        store.create_session(&NewSession {
+            token_hash: token_hash(&token),
+            user_id: user.id,
+            expires_at,
+        })?;
         audit("login", Some("web".into()))?;
         Ok(Outcome::Ok(token))
     })
@@ -265,12 +361,16 @@ pub async fn login(
     };
     match outcome {
         Outcome::Ok(token) => {
-            web.throttle.lock().unwrap_or_else(|p| p.into_inner()).succeed(&key);
+            web.throttle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .succeed(&key);
             let cookie = format!(
                 "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{}",
                 if web.app.secure_cookies { "; Secure" } else { "" }
             );
-            let clear = format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0");
+            let clear =
+                format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0");
             let mut resp = Redirect::to(&next).into_response();
             for c in [cookie, clear] {
                 if let Ok(v) = c.parse() {
@@ -279,15 +379,34 @@ pub async fn login(
             }
             resp
         }
-        Outcome::Closed => login_page(&web, lang, StatusCode::FORBIDDEN, &username, &next, Some(t(lang, "login_closed"))),
+        Outcome::Closed => login_page(
+            &web,
+            lang,
+            StatusCode::FORBIDDEN,
+            &username,
+            &next,
+            Some(t(lang, "login_closed")),
+        ),
         Outcome::Wrong => {
-            let left = web.throttle.lock().unwrap_or_else(|p| p.into_inner()).fail(key, Instant::now());
+            let left = web
+                .throttle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fail(key, Instant::now());
             let msg = if left == 0 {
                 t_n(lang, "login_locked", LOGIN_LOCKOUT.as_secs())
             } else {
-                format!("{} {}", t(lang, "login_failed"), t_n(lang, "login_attempts_left", left))
+                format!(
+                    "{} {}",
+                    t(lang, "login_failed"),
+                    t_n(lang, "login_attempts_left", left)
+                )
             };
-            let status = if left == 0 { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+            let status = if left == 0 {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
             login_page(&web, lang, status, &username, &next, Some(msg))
         }
     }
@@ -314,7 +433,14 @@ pub async fn logout(State(web): State<Web>, viewer: Viewer, Form(f): Form<CsrfFo
     let actor = format!("user:{}", viewer.user.username);
     let done = tokio::task::spawn_blocking(move || -> Result<(), store::StoreError> {
         store.delete_session(&hash)?;
-        store.append_audit(&NewAuditEvent { actor, action: "logout".into(), target: None, detail: Some("web".into()), ip: None, at: Utc::now() })?;
+        store.append_audit(&NewAuditEvent {
+            actor,
+            action: "logout".into(),
+            target: None,
+            detail: Some("web".into()),
+            ip: None,
+            at: Utc::now(),
+        })?;
         Ok(())
     })
     .await;
@@ -341,7 +467,10 @@ mod tests {
         assert_eq!(th.check(&k, t0 + Duration::from_secs(1)), Err(59));
         // Another address is not locked out by someone else's guessing.
         assert_eq!(th.check(&("demo".into(), "5.6.7.8".into()), t0), Ok(()));
-        assert_eq!(th.check(&k, t0 + LOGIN_LOCKOUT + Duration::from_secs(1)), Ok(()));
+        assert_eq!(
+            th.check(&k, t0 + LOGIN_LOCKOUT + Duration::from_secs(1)),
+            Ok(())
+        );
         th.fail(k.clone(), t0);
         th.succeed(&k);
         assert_eq!(th.fail(k, t0), LOGIN_FAILURES_MAX - 1);

@@ -17,7 +17,11 @@ pub fn frame(viewer: &Viewer, active: &str) -> Value {
     let role = viewer.user.role;
     let mut nav: Vec<(&str, &str)> = Vec::new();
     if role.is_merchant() {
-        nav.extend([("/", "nav_dashboard"), ("/transactions", "nav_transactions"), ("/settlements", "nav_settlements")]);
+        nav.extend([
+            ("/", "nav_dashboard"),
+            ("/transactions", "nav_transactions"),
+            ("/settlements", "nav_settlements"),
+        ]);
         nav.push(("/diagnose", "nav_diagnose"));
     }
     if matches!(role, Role::BankOperator | Role::Auditor) {
@@ -65,11 +69,20 @@ pub fn message(web: &Web, lang: Lang, viewer: Option<&Viewer>, status: StatusCod
     message_text(web, lang, viewer, status, title, text)
 }
 
-pub fn message_text(web: &Web, lang: Lang, viewer: Option<&Viewer>, status: StatusCode, title: &str, text: &str) -> Response {
+pub fn message_text(
+    web: &Web,
+    lang: Lang,
+    viewer: Option<&Viewer>,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
     let mut ctx = match viewer {
         Some(v) => frame(v, ""),
-        None => json!({"user": null, "brand": t(lang, "brand"), "merchant_name": null, "nav": [], "csrf": "", "banner": null,
-                       "lang_switch": format!("/lang?to={}&back=/", lang.other().as_str())}),
+        None => {
+            json!({"user": null, "brand": t(lang, "brand"), "merchant_name": null, "nav": [], "csrf": "", "banner": null,
+                       "lang_switch": format!("/lang?to={}&back=/", lang.other().as_str())})
+        }
     };
     ctx["title"] = json!(t(lang, title));
     ctx["text"] = json!(t(lang, text));

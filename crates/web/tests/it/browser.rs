@@ -23,7 +23,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_browser() -> (Driver, Client, tempfile::TempDir) {
@@ -37,7 +41,10 @@ async fn start_browser() -> (Driver, Client, tempfile::TempDir) {
     let driver = Driver(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on port {port} within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let profile = tempfile::tempdir().unwrap();
@@ -76,7 +83,13 @@ impl B {
     }
 
     async fn text(&self, css: &str) -> String {
-        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css} not on the page: {e}")).text().await.unwrap()
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} not on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
     }
 
     async fn has(&self, css: &str) -> bool {
@@ -94,7 +107,13 @@ impl B {
     }
 
     async fn click(&self, css: &str) {
-        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
     }
 
     async fn path(&self) -> String {
@@ -107,21 +126,35 @@ impl B {
 
     async fn resize(&mut self, width: u32) {
         self.width = width;
-        self.c.set_window_size(width, if width < 600 { 812 } else { 900 }).await.unwrap();
+        self.c
+            .set_window_size(width, if width < 600 { 812 } else { 900 })
+            .await
+            .unwrap();
     }
 
     /// A full-page screenshot at the current width, after checking the page does not scroll
     /// sideways and every visible form control has a label.
     async fn shot(&self, name: &str) {
         let overflow = self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth").await;
-        assert!(overflow.as_i64().unwrap_or(0) <= 0, "{name} at {} px scrolls sideways by {overflow} px", self.width);
+        assert!(
+            overflow.as_i64().unwrap_or(0) <= 0,
+            "{name} at {} px scrolls sideways by {overflow} px",
+            self.width
+        );
         let unlabelled = self
             .js("return [...document.querySelectorAll('input:not([type=hidden]),select')].filter(e => !(e.labels && e.labels.length)).map(e => e.name)")
             .await;
         assert_eq!(unlabelled, json!([]), "{name}: inputs without a label");
-        let h = self.js("return Math.min(document.documentElement.scrollHeight, 4000)").await.as_u64().unwrap_or(900) as u32;
+        let h = self
+            .js("return Math.min(document.documentElement.scrollHeight, 4000)")
+            .await
+            .as_u64()
+            .unwrap_or(900) as u32;
         let base_h = if self.width < 600 { 812 } else { 900 };
-        self.c.set_window_size(self.width, h.max(base_h) + 100).await.unwrap();
+        self.c
+            .set_window_size(self.width, h.max(base_h) + 100)
+            .await
+            .unwrap();
         let png = self.c.screenshot().await.unwrap();
         std::fs::write(shots_dir().join(format!("{name}-{}.png", self.width)), png).unwrap();
         self.c.set_window_size(self.width, base_h).await.unwrap();
@@ -134,8 +167,18 @@ impl B {
         u.send_keys(user).await.unwrap();
         u.send_keys("\u{E004}").await.unwrap();
         let focused = self.js("return document.activeElement.id").await;
-        assert_eq!(focused, json!("password"), "Tab from the username goes to the password");
-        self.c.active_element().await.unwrap().send_keys(&format!("{PASSWORD}\u{E007}")).await.unwrap();
+        assert_eq!(
+            focused,
+            json!("password"),
+            "Tab from the username goes to the password"
+        );
+        self.c
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&format!("{PASSWORD}\u{E007}"))
+            .await
+            .unwrap();
         self.wait_for("header .user").await;
     }
 
@@ -148,7 +191,11 @@ impl B {
     async fn wait_path(&self, part: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.path().await.contains(part) {
-            assert!(Instant::now() < deadline, "address never contained {part:?}: {}", self.path().await);
+            assert!(
+                Instant::now() < deadline,
+                "address never contained {part:?}: {}",
+                self.path().await
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -158,7 +205,11 @@ impl B {
         while !self.has(css).await {
             if Instant::now() >= deadline {
                 let src = self.c.source().await.unwrap_or_default();
-                panic!("{css} did not appear on {}:\n{}", self.path().await, &src[..src.len().min(3000)]);
+                panic!(
+                    "{css} did not appear on {}:\n{}",
+                    self.path().await,
+                    &src[..src.len().min(3000)]
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -171,12 +222,19 @@ async fn browser_merchant_and_bank_journeys() {
     let w = World::new().await;
     let addr: SocketAddr = w.serve().await;
     let (_driver, client, _profile) = start_browser().await;
-    let mut b = B { c: client, base: format!("http://{addr}"), width: 1280 };
+    let mut b = B {
+        c: client,
+        base: format!("http://{addr}"),
+        width: 1280,
+    };
     b.resize(1280).await;
 
     // Sign-in page, Chinese by default.
     b.go("/login").await;
-    assert_eq!(b.js("return document.documentElement.lang").await, json!("zh-CN"));
+    assert_eq!(
+        b.js("return document.documentElement.lang").await,
+        json!("zh-CN")
+    );
     assert_eq!(b.text("h1").await, "登录");
     b.shot("login").await;
 
@@ -192,9 +250,16 @@ async fn browser_merchant_and_bank_journeys() {
     b.click(".quick a:nth-child(3)").await; // 近7天
     b.wait_path("quick=7d").await;
     b.wait_for("#txn-table").await;
-    let rows = b.c.find_all(Locator::Css("#txn-table tbody tr")).await.unwrap().len();
+    let rows =
+        b.c.find_all(Locator::Css("#txn-table tbody tr"))
+            .await
+            .unwrap()
+            .len();
     assert_eq!(rows, 20, "a full first page");
-    assert!(b.has("#next-page").await, "31 records in 7 days: there is a second page");
+    assert!(
+        b.has("#next-page").await,
+        "31 records in 7 days: there is a second page"
+    );
     assert!(b.text("#searched-range").await.contains("Asia/Shanghai"));
     b.shot("transactions").await;
     b.click("#next-page").await;
@@ -208,24 +273,61 @@ async fn browser_merchant_and_bank_journeys() {
     b.wait_for("#summary").await;
     let amounts: Vec<String> = {
         let mut v = Vec::new();
-        for e in b.c.find_all(Locator::Css("#txn-table td.amount")).await.unwrap() {
+        for e in
+            b.c.find_all(Locator::Css("#txn-table td.amount"))
+                .await
+                .unwrap()
+        {
             v.push(e.text().await.unwrap());
         }
         v
     };
-    assert!(!amounts.is_empty() && amounts.iter().all(|a| a.trim_start_matches('¥').replace(',', "").parse::<f64>().unwrap() >= 50.0), "{amounts:?}");
+    assert!(
+        !amounts.is_empty()
+            && amounts.iter().all(|a| a
+                .trim_start_matches('¥')
+                .replace(',', "")
+                .parse::<f64>()
+                .unwrap()
+                >= 50.0),
+        "{amounts:?}"
+    );
     // The export links carry the same query (amount in fen) and the cookie authenticates them.
-    let csv_href = b.c.find(Locator::Id("export-csv")).await.unwrap().attr("href").await.unwrap().unwrap();
-    assert!(csv_href.starts_with("/api/v1/transactions/export?") && csv_href.contains("amount_min=5000") && csv_href.contains("format=csv"), "{csv_href}");
+    let csv_href =
+        b.c.find(Locator::Id("export-csv"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        csv_href.starts_with("/api/v1/transactions/export?")
+            && csv_href.contains("amount_min=5000")
+            && csv_href.contains("format=csv"),
+        "{csv_href}"
+    );
     let cookie = w.login("a-admin").await;
     let csv = w.get(&csv_href, &cookie).await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert_eq!(csv.text.lines().count() - 1, amounts.len().max(csv.text.lines().count() - 1), "CSV has the filtered rows");
-    let xlsx_href = b.c.find(Locator::Id("export-xlsx")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert_eq!(
+        csv.text.lines().count() - 1,
+        amounts.len().max(csv.text.lines().count() - 1),
+        "CSV has the filtered rows"
+    );
+    let xlsx_href =
+        b.c.find(Locator::Id("export-xlsx"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(w.get(&xlsx_href, &cookie).await.status, StatusCode::OK);
 
     // A detail with its event history: the reversed purchase.
-    b.go(&format!("/transactions?quick=7d&rrn={REVERSED_RRN}")).await;
+    b.go(&format!("/transactions?quick=7d&rrn={REVERSED_RRN}"))
+        .await;
     b.click("#txn-table .detail-link").await;
     b.wait_for("#detail-status").await;
     assert_eq!(b.text("#detail-status").await, "已冲正");
@@ -247,8 +349,19 @@ async fn browser_merchant_and_bank_journeys() {
     b.click("#diagnose-submit").await;
     b.wait_for("#findings, #diagnose-error").await;
     b.wait_for("#findings").await;
-    let first = b.c.find(Locator::Css("#findings li")).await.unwrap().attr("data-code").await.unwrap();
-    assert_eq!(first.as_deref(), Some("REVERSED"), "{}", b.text("#findings").await);
+    let first =
+        b.c.find(Locator::Css("#findings li"))
+            .await
+            .unwrap()
+            .attr("data-code")
+            .await
+            .unwrap();
+    assert_eq!(
+        first.as_deref(),
+        Some("REVERSED"),
+        "{}",
+        b.text("#findings").await
+    );
     b.shot("diagnose").await;
 
     // The language switch, remembered across pages; then back to Chinese.
@@ -256,10 +369,16 @@ async fn browser_merchant_and_bank_journeys() {
     b.click("#lang-switch").await;
     b.wait_for("html[lang=en] #txn-table").await;
     assert_eq!(b.text("main h1").await, "Transactions");
-    assert!(b.path().await.contains("quick=7d"), "the switch returns to the same query");
+    assert!(
+        b.path().await.contains("quick=7d"),
+        "the switch returns to the same query"
+    );
     b.go("/settlements").await;
     assert_eq!(b.text("main h1").await, "Settlements");
-    assert_eq!(b.js("return document.documentElement.lang").await, json!("en"));
+    assert_eq!(
+        b.js("return document.documentElement.lang").await,
+        json!("en")
+    );
     b.shot("settlements-en").await;
     b.click("#lang-switch").await;
     b.wait_for("html[lang=zh-CN] main h1").await;
@@ -267,11 +386,17 @@ async fn browser_merchant_and_bank_journeys() {
 
     // Phone width: the same pages as cards, nothing scrolls sideways.
     b.resize(375).await;
-    for (path, name) in [("/", "dashboard"), ("/transactions?quick=7d", "transactions"), ("/settlements", "settlements"), ("/diagnose", "diagnose")] {
+    for (path, name) in [
+        ("/", "dashboard"),
+        ("/transactions?quick=7d", "transactions"),
+        ("/settlements", "settlements"),
+        ("/diagnose", "diagnose"),
+    ] {
         b.go(path).await;
         b.shot(name).await;
     }
-    b.go(&format!("/transactions?quick=7d&rrn={REVERSED_RRN}")).await;
+    b.go(&format!("/transactions?quick=7d&rrn={REVERSED_RRN}"))
+        .await;
     b.click("#txn-table .detail-link").await;
     b.wait_for("#detail-status").await;
     b.shot("detail").await;
@@ -286,10 +411,21 @@ async fn browser_merchant_and_bank_journeys() {
     b.fill("#q", "甲").await;
     b.click("form[role=search] button").await;
     b.wait_path("q=").await;
-    assert_eq!(b.c.find_all(Locator::Css("#merchants tbody tr")).await.unwrap().len(), 1);
+    assert_eq!(
+        b.c.find_all(Locator::Css("#merchants tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     b.click(&format!("a[href='/bank/merchants/{MA}']")).await;
     b.wait_for("#status-form").await;
-    b.c.find(Locator::Id("status")).await.unwrap().select_by_value("frozen").await.unwrap();
+    b.c.find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .select_by_value("frozen")
+        .await
+        .unwrap();
     b.fill("#reason", "风险核查中").await;
     b.click("#status-submit").await;
     b.wait_for("#notice").await;
@@ -305,12 +441,19 @@ async fn browser_merchant_and_bank_journeys() {
     b.resize(1280).await;
     b.login("a-admin").await;
     let banner = b.text("#account-banner").await;
-    assert!(banner.contains("已被冻结") && banner.contains("风险核查中"), "{banner}");
+    assert!(
+        banner.contains("已被冻结") && banner.contains("风险核查中"),
+        "{banner}"
+    );
     assert_eq!(b.text("#account-status").await, "已冻结");
     b.shot("dashboard-frozen").await;
     b.resize(375).await;
     b.shot("dashboard-frozen").await;
 
     b.c.close().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(60), "browser journeys took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "browser journeys took {:?}",
+        started.elapsed()
+    );
 }

@@ -9,7 +9,10 @@ use chrono::{Duration, Utc};
 use domain::{MerchantClock, MerchantId, Role, TerminalId};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use store::{ApiKeyRepo, MerchantRepo, NewApiKey, NewMerchant, NewTerminal, NewUser, SqliteStore, StoreConfig, TerminalRepo, UserRepo};
+use store::{
+    ApiKeyRepo, MerchantRepo, NewApiKey, NewMerchant, NewTerminal, NewUser, SqliteStore,
+    StoreConfig, TerminalRepo, UserRepo,
+};
 use tower::ServiceExt;
 
 pub const MA: &str = "898310048990001";
@@ -58,7 +61,13 @@ impl World {
             let prefix = if id == MA { "A" } else { "B" };
             for n in 1..=2 {
                 let t = TerminalId::parse(&format!("{prefix}000000{n}")).unwrap();
-                store.create_terminal(&NewTerminal { id: t, merchant_id: mid.clone(), master_key_hex: None }).unwrap();
+                store
+                    .create_terminal(&NewTerminal {
+                        id: t,
+                        merchant_id: mid.clone(),
+                        master_key_hex: None,
+                    })
+                    .unwrap();
             }
         }
         let hash = api::auth::hash_password(PASSWORD).unwrap();
@@ -79,17 +88,42 @@ impl World {
                 .unwrap();
         }
         let key = api::auth::new_token("plk_");
-        store.create_api_key(&NewApiKey { name: "seed".into(), key_hash: api::auth::token_hash(&key), merchants: None }).unwrap();
+        store
+            .create_api_key(&NewApiKey {
+                name: "seed".into(),
+                key_hash: api::auth::token_hash(&key),
+                merchants: None,
+            })
+            .unwrap();
         let state = AppState::new(store.clone(), card_key, CursorKey::new([7; 32]));
         let app = api::app(state.clone()).merge(web::routes(state));
-        let mut world = World { app, store, b_txn: String::new(), _dir: Arc::new(dir) };
+        let mut world = World {
+            app,
+            store,
+            b_txn: String::new(),
+            _dir: Arc::new(dir),
+        };
         // Merchant A: a few purchases over the last two hours (so "today" has rows in any
         // zone most of the day), one reversed, and older ones for the 7-day range.
         let mut items = Vec::new();
         for stan in 1..=30u32 {
-            let minutes_ago = if stan <= 12 { i64::from(stan) } else { i64::from(stan) * 60 * 5 };
-            let terminal = if stan % 3 == 0 { "A0000002" } else { "A0000001" };
-            items.push(txn(MA, terminal, stan, 1000 + i64::from(stan) * 137, minutes_ago));
+            let minutes_ago = if stan <= 12 {
+                i64::from(stan)
+            } else {
+                i64::from(stan) * 60 * 5
+            };
+            let terminal = if stan % 3 == 0 {
+                "A0000002"
+            } else {
+                "A0000001"
+            };
+            items.push(txn(
+                MA,
+                terminal,
+                stan,
+                1000 + i64::from(stan) * 137,
+                minutes_ago,
+            ));
         }
         let mut rev = txn(MA, "A0000002", 31, 1000 + 3 * 137, 2);
         rev["reversal"] = json!(true);
@@ -99,16 +133,35 @@ impl World {
         rev.as_object_mut().unwrap().remove("rrn");
         items.push(rev);
         items.push(txn(MB, "B0000001", 1, 88_800, 3));
-        let r = world.call_key("POST", "/api/v1/transactions", &key, Some(Value::Array(items))).await;
+        let r = world
+            .call_key(
+                "POST",
+                "/api/v1/transactions",
+                &key,
+                Some(Value::Array(items)),
+            )
+            .await;
         assert!(r.status.is_success(), "seeding failed: {}", r.text);
         let ids: Value = serde_json::from_str(&r.text).unwrap();
-        world.b_txn = ids["data"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+        world.b_txn = ids["data"].as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         world
     }
 
     async fn call_key(&self, method: &str, uri: &str, key: &str, body: Option<Value>) -> Resp {
-        let req = Request::builder().method(method).uri(uri).header("x-api-key", key).header(header::CONTENT_TYPE, "application/json");
-        let req = req.body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty)).unwrap();
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-api-key", key)
+            .header(header::CONTENT_TYPE, "application/json");
+        let req = req
+            .body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap();
         self.raw(req).await
     }
 
@@ -117,15 +170,27 @@ impl World {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+        Resp {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     pub async fn get(&self, uri: &str, cookie: &str) -> Resp {
-        self.raw(Request::get(uri).header(header::COOKIE, cookie).body(Body::empty()).unwrap()).await
+        self.raw(
+            Request::get(uri)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn post_form(&self, uri: &str, cookie: &str, form: &[(&str, &str)]) -> Resp {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let req = Request::post(uri)
             .header(header::COOKIE, cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -137,14 +202,27 @@ impl World {
     /// Signs in through the login form; returns the session cookie (`poslens_session=…`).
     pub async fn login(&self, user: &str) -> String {
         let (csrf_cookie, csrf) = self.login_csrf().await;
-        let r = self.post_form("/login", &csrf_cookie, &[("username", user), ("password", PASSWORD), ("csrf", &csrf), ("next", "/")]).await;
+        let r = self
+            .post_form(
+                "/login",
+                &csrf_cookie,
+                &[
+                    ("username", user),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", "/"),
+                ],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
         set_cookie(&r, "poslens_session").expect("a session cookie")
     }
 
     /// The login form's CSRF cookie and field value.
     pub async fn login_csrf(&self) -> (String, String) {
-        let r = self.raw(Request::get("/login").body(Body::empty()).unwrap()).await;
+        let r = self
+            .raw(Request::get("/login").body(Body::empty()).unwrap())
+            .await;
         let cookie = set_cookie(&r, "poslens_login_csrf").unwrap();
         let csrf = field_value(&r.text, "csrf").unwrap();
         (cookie, csrf)
@@ -156,7 +234,12 @@ impl World {
         let addr = listener.local_addr().unwrap();
         let app = self.app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         addr
     }
