@@ -4,7 +4,8 @@
 //! `cargo run --release -p store --example store_bench -- 0 10000000 DIR` builds DIR, then
 //! `cargo run --release -p poslens --example http_bench -- DIR [REQUESTS]`.
 //! Prints p50/p99 for one merchant's one-day first page and a 30-day filtered page, and the
-//! export rate and peak RSS for a CSV export of every row in a range (bank operator).
+//! p50/p99 of `POST /diagnose`, and the export rate and peak RSS for a CSV export of every row
+//! in a range (bank operator).
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,13 @@ fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -63,6 +71,7 @@ async fn main() {
             v["token"].as_str().unwrap().to_owned()
         }
     };
+    eprintln!("RSS after opening the store: {} MiB", vm_rss_kib() / 1024);
     let merchant_token = login("bench-merchant").await;
     let bank_token = login("bench-bank").await;
     println!("store {} merchants; querying merchant {m}; {requests} requests per query", merchants.len());
@@ -88,6 +97,26 @@ async fn main() {
         times.sort();
         println!("{name}: {rows} rows/page, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", percentile(&times, 0.5), percentile(&times, 0.99), percentile(&times, 1.0));
     }
+    // "Why can't I find it?": a description with a date and an amount, the common case.
+    {
+        let url = format!("{base}/api/v1/diagnose");
+        let body = serde_json::json!({"expected": {"time": "2026-11-10", "amount": 12345, "card_last4": "0001"}});
+        let mut times = Vec::with_capacity(requests);
+        let mut top = String::new();
+        for i in 0..requests + 20 {
+            let t = Instant::now();
+            let r = http.post(&url).bearer_auth(&merchant_token).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{url}: {}", r.status());
+            let v: serde_json::Value = r.json().await.unwrap();
+            if i >= 20 {
+                times.push(t.elapsed());
+            }
+            top = v["findings"][0]["code"].as_str().unwrap_or("-").to_owned();
+        }
+        times.sort();
+        println!("diagnose (date + amount + last4): top finding {top}, p50 {:.2} ms, p99 {:.2} ms", percentile(&times, 0.5), percentile(&times, 0.99));
+    }
+    eprintln!("RSS after the queries: {} MiB (peak {} MiB)", vm_rss_kib() / 1024, vm_hwm_kib() / 1024);
     let rss_before = vm_hwm_kib();
     let url = format!("{base}/api/v1/transactions/export?from=2026-10-27&to=2026-11-02&format=csv");
     let t = Instant::now();

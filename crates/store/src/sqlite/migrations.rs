@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_initial.sql")),
     (2, include_str!("../../migrations/0002_clearing.sql")),
     (3, include_str!("../../migrations/0003_findability.sql")),
+    (4, include_str!("../../migrations/0004_orphan_reversal_index.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {
