@@ -49,7 +49,8 @@ impl SettlementDate {
 
 impl fmt::Display for SettlementDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        // By hand rather than through strftime: this runs once per exported row.
+        write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())
     }
 }
 

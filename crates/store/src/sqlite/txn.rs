@@ -553,7 +553,7 @@ impl RowReader {
     }
 }
 
-fn to_txn_row(rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreError> {
+fn to_txn_row(mut rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreError> {
     let six = |v: Option<i64>, column: &'static str| -> Result<Option<u32>, StoreError> {
         match v {
             None => Ok(None),
@@ -561,11 +561,12 @@ fn to_txn_row(rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreError
         }
     };
     let txn_time = from_us(rec.txn_time_us);
-    let card = match (&rec.card_bin, &rec.card_last4, &rec.card_masked) {
+    // Moved, not cloned: this runs once per listed or exported row.
+    let card = match (rec.card_bin.take(), rec.card_last4.take(), rec.card_masked.take()) {
         (Some(bin), Some(last4), Some(masked)) => Some(CardSummary {
-            bin: bin.clone(),
-            last4: last4.clone(),
-            masked: masked.clone(),
+            bin,
+            last4,
+            masked,
             token: rec.card_token.as_deref().map(hex::encode).unwrap_or_default(),
         }),
         _ => None,
