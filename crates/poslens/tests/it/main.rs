@@ -37,6 +37,8 @@ struct Server {
     base: String,
     /// The POS front end's address, when the ready line names it.
     pos: Option<String>,
+    /// Every later line the process writes (stdout and stderr).
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -56,7 +58,19 @@ impl Drop for Server {
 
 /// Starts `poslens <args>` and waits (bounded) for the line naming the HTTP address.
 fn start(data: &Path, args: &[&str], marker: &str, limit: Duration) -> Server {
-    let mut child = Command::new(BIN).arg("--data").arg(data).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    start_with_env(data, args, marker, limit, &[])
+}
+
+fn start_with_env(data: &Path, args: &[&str], marker: &str, limit: Duration, env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
         let tx = tx.clone();
@@ -73,7 +87,7 @@ fn start(data: &Path, args: &[&str], marker: &str, limit: Duration) -> Server {
         if let Some(rest) = line.split(marker).nth(1) {
             let addr = rest.split_whitespace().next().unwrap().trim_end_matches('/');
             let pos = line.split("POS terminals on ").nth(1).map(|p| p.trim().to_owned());
-            return Server { child, base: addr.to_owned(), pos };
+            return Server { child, base: addr.to_owned(), pos, lines: rx };
         }
     }
 }
@@ -246,4 +260,45 @@ fn demo_serves_generated_data_and_reuses_it() {
     let (_, out2, _) = poslens(data, &["verify"], None);
     assert_eq!(out, out2, "restart reused the data");
     eprintln!("demo first start: {first_start:?}");
+}
+
+#[test]
+fn json_logs_never_carry_a_card_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert!(poslens(data, &["merchant", "add", "--id", MERCHANT, "--name", "logs"], None).0);
+    assert!(poslens(data, &["terminal", "add", "--id", "10000001", "--merchant", MERCHANT], None).0);
+    let (_, key, _) = poslens(data, &["apikey", "create", "--name", "till"], None);
+    let config = data.join("poslens.toml");
+    std::fs::write(&config, "http = \"127.0.0.1:0\"\npos = \"127.0.0.1:0\"\n").unwrap();
+    let mut server = start_with_env(
+        data,
+        &["serve", "--config", config.to_str().unwrap()],
+        "serving http://",
+        Duration::from_secs(60),
+        &[("POSLENS_LOG_FORMAT", "json"), ("POSLENS_LOG", "debug")],
+    );
+    let base = format!("http://{}", server.base);
+    let http = client();
+    let pan = "6222021234567890128";
+    let good = purchase(1, "2026-11-20T09:00:00+08:00");
+    let mut bad = purchase(2, "2026-11-20T09:00:00+08:00");
+    bad["amount"] = json!(-1);
+    for body in [json!([good]), json!([bad])] {
+        http.post(format!("{base}/api/v1/transactions")).header("x-api-key", key.trim()).json(&body).send().unwrap();
+    }
+    // A query string carrying card digits is not logged either.
+    http.get(format!("{base}/api/v1/transactions?card_last4=0128&rrn={pan}")).header("x-api-key", key.trim()).send().unwrap();
+    server.kill9();
+    // The pipe readers forward what is left once the process is gone.
+    let mut lines: Vec<String> = Vec::new();
+    while let Ok(l) = server.lines.recv_timeout(Duration::from_millis(500)) {
+        lines.push(l);
+    }
+    let requests: Vec<&String> = lines.iter().filter(|l| l.contains("\"request\"")).collect();
+    assert!(requests.len() >= 3, "{lines:#?}");
+    for l in &lines {
+        assert!(serde_json::from_str::<Value>(l).is_ok() || !l.starts_with('{'), "not JSON: {l}");
+        assert!(!l.contains(pan), "a PAN reached the log: {l}");
+    }
 }
