@@ -49,6 +49,11 @@ enum Command {
     Reconcile(clearing_cmd::ReconcileArgs),
     /// Check the hash chain and the derived transaction states; names the first break.
     Verify,
+    /// Copy the data directory (a consistent database snapshot, keys, POS state) into DIR,
+    /// then verify the copy.
+    Backup { dir: PathBuf },
+    /// Restore a backup made by `poslens backup` into an empty --data directory, then verify it.
+    Restore { dir: PathBuf },
     /// Merchants: add, list, set-status.
     #[command(subcommand)]
     Merchant(admin::MerchantCommand),
@@ -138,6 +143,8 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Import(cmd) => import::run(&cli.data, cmd),
         Command::Reconcile(args) => clearing_cmd::reconcile(&cli.data, args),
         Command::Verify => admin::verify(&cli.data),
+        Command::Backup { dir } => admin::backup(&cli.data, &dir),
+        Command::Restore { dir } => admin::restore(&dir, &cli.data),
         Command::Merchant(cmd) => admin::merchant(&cli.data, cmd),
         Command::Terminal(cmd) => admin::terminal(&cli.data, cmd),
         Command::User(cmd) => admin::user(&cli.data, cmd),

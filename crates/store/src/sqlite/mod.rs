@@ -175,10 +175,12 @@ impl SqliteStore {
     /// A consistent copy of the database into `dest_file` (which must not exist), for backups.
     pub fn backup_to(&self, dest_file: &Path) -> Result<(), StoreError> {
         let dest = dest_file.to_string_lossy().into_owned();
-        self.read(move |c| {
-            c.execute("VACUUM INTO ?1", [dest])?;
-            Ok(())
-        })
+        // Pooled readers are read-only, and VACUUM INTO writes (the new file): a connection
+        // of its own, which reads one consistent snapshot while the writer goes on.
+        let c = Connection::open(&self.inner.path)?;
+        c.busy_timeout(std::time::Duration::from_millis(self.inner.cfg.busy_timeout_ms))?;
+        c.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
     }
 
     /// Runs `f` on the writer inside the current group's transaction. The result is returned
