@@ -26,6 +26,7 @@ mod findability;
 mod model;
 mod repo;
 mod repo_recon;
+mod repo_pos;
 mod sqlite;
 mod validate;
 
@@ -37,6 +38,7 @@ pub use findability::{
 pub use error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 pub use model::*;
 pub use repo_recon::*;
+pub use repo_pos::{NewPosDiscrepancy, PosDiscrepancy, PosDiscrepancyCount, PosDiscrepancyKind, PosRepo};
 pub use repo::{ApiKeyRepo, AuditRepo, MerchantRepo, TerminalRepo, TxnRepo, UserRepo};
 pub use sqlite::{SqliteStore, StoreConfig, DB_FILE};
 pub use validate::{validate, FieldError, IngestObject};

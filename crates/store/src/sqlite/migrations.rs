@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_clearing.sql")),
     (3, include_str!("../../migrations/0003_findability.sql")),
     (4, include_str!("../../migrations/0004_orphan_reversal_index.sql")),
+    (5, include_str!("../../migrations/0005_pos_discrepancies.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -7,6 +7,7 @@ mod clearing;
 mod findability;
 pub(crate) mod ids;
 mod migrations;
+mod pos;
 mod recon;
 mod txn;
 
