@@ -19,8 +19,8 @@ use iso8583::{
     Key16, Message, ReplyData, Request, Reversal, SignOn, UploadContent, ViewError, WorkingKeys,
 };
 use store::{
-    IngestOptions, MerchantRepo, NewTxn, OriginalRef, Scope, SqliteStore, Terminal, TerminalRepo, TerminalStatus,
-    TerminalSync, TxnQuery, TxnRepo, TxnRow,
+    IngestOptions, MerchantRepo, NewPosDiscrepancy, NewTxn, OriginalRef, PosDiscrepancy, PosDiscrepancyKind, PosRepo,
+    Scope, SqliteStore, Terminal, TerminalRepo, TerminalStatus, TerminalSync, TxnQuery, TxnRepo, TxnRow,
 };
 use tracing::{info, warn};
 
@@ -63,9 +63,20 @@ impl DiscrepancyKind {
             DiscrepancyKind::ReversedWithRefunds => "reversed_with_refunds",
         }
     }
+
+    fn stored(self) -> PosDiscrepancyKind {
+        match self {
+            DiscrepancyKind::TerminalOnly => PosDiscrepancyKind::TerminalOnly,
+            DiscrepancyKind::AmountDiffers => PosDiscrepancyKind::AmountDiffers,
+            DiscrepancyKind::HostOnly => PosDiscrepancyKind::HostOnly,
+            DiscrepancyKind::UploadCountDiffers => PosDiscrepancyKind::UploadCountDiffers,
+            DiscrepancyKind::ReversedWithRefunds => PosDiscrepancyKind::ReversedWithRefunds,
+        }
+    }
 }
 
-/// One discrepancy, as appended to `pos-discrepancies.jsonl`. Card data only masked.
+/// One discrepancy, as recorded in the store ([`PosRepo`]). Card data only masked here, and
+/// only BIN and last four digits once stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discrepancy {
     pub kind: DiscrepancyKind,
@@ -76,21 +87,28 @@ pub struct Discrepancy {
     pub host_amount_fen: Option<i64>,
     pub terminal_amount_fen: Option<i64>,
     pub card_masked: Option<String>,
+    /// The host's record (`TxnRow::seq`), when the host has one.
+    pub txn_seq: Option<i64>,
     pub at: DateTime<Utc>,
 }
 
 impl Discrepancy {
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kind": self.kind.as_str(),
-            "merchant_id": self.merchant_id,
-            "terminal_id": self.terminal_id,
-            "batch_no": self.batch_no,
-            "stan": self.stan,
-            "host_amount_fen": self.host_amount_fen,
-            "terminal_amount_fen": self.terminal_amount_fen,
-            "card_masked": self.card_masked,
-            "at": self.at.to_rfc3339(),
+    /// The store's row: identifiers checked, card reduced to BIN and last four digits.
+    fn to_new(&self) -> Result<NewPosDiscrepancy, String> {
+        let card = self.card_masked.as_deref().and_then(|m| CardSummary::from_masked(m).ok());
+        Ok(NewPosDiscrepancy {
+            merchant_id: MerchantId::parse(&self.merchant_id).map_err(|e| e.to_string())?,
+            terminal_id: TerminalId::parse(&self.terminal_id).map_err(|e| e.to_string())?,
+            batch_no: self.batch_no,
+            stan: self.stan,
+            kind: self.kind.stored(),
+            terminal_amount_fen: self.terminal_amount_fen,
+            host_amount_fen: self.host_amount_fen,
+            card_bin: card.as_ref().map(|c| c.bin.clone()),
+            card_last4: card.map(|c| c.last4),
+            txn_seq: self.txn_seq,
+            detail: None,
+            recorded_at: self.at,
         })
     }
 }
@@ -197,7 +215,6 @@ pub struct Host {
     cfg: HostConfig,
     sessions: Sessions,
     rrn: RrnAllocator,
-    discrepancies: DiscrepancyFile,
     retrans: Mutex<RetransCache>,
     terminal_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     merchant_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -260,18 +277,18 @@ struct Card {
 }
 
 impl Host {
-    /// Opens the front end's files in `cfg.data_dir` (sessions, RRN block, discrepancies).
+    /// Opens the front end's files in `cfg.data_dir` (sessions, RRN block). Discrepancies a
+    /// former version left in `pos-discrepancies.jsonl` are moved into the store first.
     pub fn open(store: SqliteStore, card_key: CardKey, cfg: HostConfig) -> Result<Host, PosError> {
         let sessions = Sessions::open(&cfg.data_dir)?;
         let rrn = RrnAllocator::open(&cfg.data_dir, cfg.instance_id)?;
-        let discrepancies = DiscrepancyFile::new(&cfg.data_dir);
+        import_discrepancy_file(&store, &cfg.data_dir)?;
         Ok(Host {
             store,
             card_key,
             cfg,
             sessions,
             rrn,
-            discrepancies,
             retrans: Mutex::default(),
             terminal_locks: Mutex::default(),
             merchant_locks: Mutex::default(),
@@ -281,9 +298,11 @@ impl Host {
         })
     }
 
-    /// Every discrepancy recorded in this data directory.
-    pub fn discrepancies(&self) -> Result<Vec<serde_json::Value>, PosError> {
-        self.discrepancies.read_all()
+    /// Discrepancies recorded in the store, oldest first (at most the store's page limit).
+    pub fn discrepancies(&self) -> Result<Vec<PosDiscrepancy>, PosError> {
+        let mut list = self.store.list_discrepancies(&Scope::all(), None, None, store::PAGE_LIMIT_MAX)?;
+        list.reverse();
+        Ok(list)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, PosError>
@@ -1187,6 +1206,7 @@ impl Host {
                         host_amount_fen: Some(o.amount.fen()),
                         terminal_amount_fen: f.amount_fen.map(|a| a as i64),
                         card_masked: o.card.as_ref().map(|c| c.masked.clone()),
+                        txn_seq: Some(o.seq),
                         at: ctx.now,
                     };
                     if let Err(e) = self.write_discrepancies(vec![d]).await {
@@ -1203,14 +1223,20 @@ impl Host {
         self.send(ctx, reply)
     }
 
+    /// Records discrepancies durably in the store (one group commit) before the reply.
     async fn write_discrepancies(&self, ds: Vec<Discrepancy>) -> Result<(), PosError> {
-        let lines: Vec<serde_json::Value> = ds.iter().map(Discrepancy::to_json).collect();
+        if ds.is_empty() {
+            return Ok(());
+        }
         for d in &ds {
             warn!(kind = d.kind.as_str(), terminal_id = %d.terminal_id, batch = d.batch_no, stan = ?d.stan, "discrepancy");
         }
-        let path = self.discrepancies.path().to_owned();
-        let file = DiscrepancyFile::new(path.parent().unwrap_or(&self.cfg.data_dir));
-        tokio::task::spawn_blocking(move || file.append(&lines)).await.map_err(|e| PosError::Join(e.to_string()))?
+        let rows = ds
+            .iter()
+            .map(Discrepancy::to_new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| PosError::StateFile { path: "discrepancy".into(), reason })?;
+        self.blocking(move |st| Ok(st.record_discrepancies(rows)?)).await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1341,6 +1367,7 @@ impl Host {
             host_amount_fen: host,
             terminal_amount_fen: term,
             card_masked: masked,
+            txn_seq: None,
             at: ctx.now,
         };
         let upload_key = (ctx.lock_key(), batch);
@@ -1364,13 +1391,16 @@ impl Host {
                             Some(term_amount),
                             Some(item.pan.masked()),
                         )),
-                        Some(h) if h.amount.fen() != term_amount => found.push(discrepancy(
-                            DiscrepancyKind::AmountDiffers,
-                            Some(item.stan),
-                            Some(h.amount.fen()),
-                            Some(term_amount),
-                            h.card.as_ref().map(|c| c.masked.clone()),
-                        )),
+                        Some(h) if h.amount.fen() != term_amount => found.push(Discrepancy {
+                            txn_seq: Some(h.seq),
+                            ..discrepancy(
+                                DiscrepancyKind::AmountDiffers,
+                                Some(item.stan),
+                                Some(h.amount.fen()),
+                                Some(term_amount),
+                                h.card.as_ref().map(|c| c.masked.clone()),
+                            )
+                        }),
                         Some(_) => {}
                     }
                 }
@@ -1383,13 +1413,16 @@ impl Host {
                 for r in rows.iter().filter(|r| counts_in_totals(r).is_some()) {
                     let stan = r.stan.map(Stan::get);
                     if !stan.is_some_and(|s| progress.stans.contains(&s)) {
-                        found.push(discrepancy(
-                            DiscrepancyKind::HostOnly,
-                            stan,
-                            Some(r.amount.fen()),
-                            None,
-                            r.card.as_ref().map(|c| c.masked.clone()),
-                        ));
+                        found.push(Discrepancy {
+                            txn_seq: Some(r.seq),
+                            ..discrepancy(
+                                DiscrepancyKind::HostOnly,
+                                stan,
+                                Some(r.amount.fen()),
+                                None,
+                                r.card.as_ref().map(|c| c.masked.clone()),
+                            )
+                        });
                     }
                 }
                 if u32::from(end.total_items) != progress.items {
@@ -1413,6 +1446,53 @@ impl Host {
         self.remember(key, content, Some(reply.clone()));
         self.send(ctx, reply)
     }
+}
+
+/// Moves the discrepancies of `pos-discrepancies.jsonl` (written by versions before the store
+/// kept them) into the store, then renames the file to `….imported` so they are not read twice.
+fn import_discrepancy_file(store: &SqliteStore, data_dir: &std::path::Path) -> Result<(), PosError> {
+    let file = DiscrepancyFile::new(data_dir);
+    let lines = file.read_all()?;
+    if !file.path().exists() {
+        return Ok(());
+    }
+    let kind_of = |s: &str| PosDiscrepancyKind::ALL.into_iter().find(|k| k.as_str() == s);
+    let mut rows = Vec::new();
+    for l in &lines {
+        let text = |k: &str| l[k].as_str().map(str::to_owned);
+        let (Some(m), Some(t), Some(kind)) = (
+            text("merchant_id").and_then(|m| MerchantId::parse(&m).ok()),
+            text("terminal_id").and_then(|t| TerminalId::parse(&t).ok()),
+            l["kind"].as_str().and_then(kind_of),
+        ) else {
+            warn!("a discrepancy line could not be imported; it stays in the renamed file");
+            continue;
+        };
+        let card = text("card_masked").and_then(|c| CardSummary::from_masked(&c).ok());
+        rows.push(NewPosDiscrepancy {
+            merchant_id: m,
+            terminal_id: t,
+            batch_no: l["batch_no"].as_u64().and_then(|b| u32::try_from(b).ok()).unwrap_or(0),
+            stan: l["stan"].as_u64().and_then(|s| u32::try_from(s).ok()),
+            kind,
+            terminal_amount_fen: l["terminal_amount_fen"].as_i64(),
+            host_amount_fen: l["host_amount_fen"].as_i64(),
+            card_bin: card.as_ref().map(|c| c.bin.clone()),
+            card_last4: card.map(|c| c.last4),
+            txn_seq: None,
+            detail: Some("imported from pos-discrepancies.jsonl".into()),
+            recorded_at: text("at")
+                .and_then(|a| DateTime::parse_from_rfc3339(&a).ok())
+                .map(|a| a.with_timezone(&Utc))
+                .unwrap_or_else(Utc::now),
+        });
+    }
+    let n = rows.len();
+    store.record_discrepancies(rows)?;
+    let done = file.path().with_extension("jsonl.imported");
+    std::fs::rename(file.path(), &done).map_err(|e| PosError::io(file.path(), e))?;
+    info!(discrepancies = n, "discrepancy file imported into the store");
+    Ok(())
 }
 
 /// A new terminal's first batch.

@@ -11,9 +11,9 @@
 //!
 //! What it does not do: no wire encoding (that is `iso8583`), no SQL (that is `store`), no
 //! cardholder accounts (test cards stand in for an issuer), no PIN verification. Per-terminal
-//! sign-on state and working keys (encrypted under the terminal master key), the RRN block
-//! counter and batch-upload discrepancies live in small files in the data directory until the
-//! store has tables for them ([`session`]).
+//! sign-on state and working keys (encrypted under the terminal master key) and the RRN block
+//! counter live in small files in the data directory until the store has tables for them
+//! ([`session`]); batch-upload and reversal discrepancies go to the store (`store::PosRepo`).
 //!
 //! [`sim`] is a terminal simulator over the same codec, used by `poslens terminal-sim`, the
 //! tests and the benchmarks.

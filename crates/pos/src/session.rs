@@ -5,8 +5,9 @@
 //!   keys exist only in memory.
 //! - `pos-rrn.block`: the next block of RRNs this instance may use, so RRNs stay unique across
 //!   restarts (a block is reserved durably before any of its numbers is handed out).
-//! - `pos-discrepancies.jsonl` (mode 0600): batch-upload and reversal discrepancies, appended
-//!   and fsynced before the reply.
+//! - `pos-discrepancies.jsonl`: where former versions appended batch-upload and reversal
+//!   discrepancies. They are kept in the store now (`store::PosRepo`); the host imports a file
+//!   left behind once at start and renames it to `pos-discrepancies.jsonl.imported`.
 //!
 //! Every write is write-temp, fsync, rename (or append + fsync): a crash leaves the old or the
 //! new state, never a torn one.
@@ -166,7 +167,7 @@ impl RrnAllocator {
     }
 }
 
-/// Append-only, fsynced JSON Lines file of discrepancies.
+/// The JSON Lines file of discrepancies former versions wrote (read once, to import it).
 #[derive(Debug)]
 pub struct DiscrepancyFile {
     path: PathBuf,

@@ -358,10 +358,43 @@ async fn unbalanced_settlement_then_upload_records_discrepancies() {
     let end = t.upload_end_message(1, 3).unwrap();
     assert_eq!(code(&t.round_trip(&end).await.unwrap()), "00");
     let found = env.host.discrepancies().unwrap();
-    let kinds: Vec<&str> = found.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = found.iter().map(|d| d.content.kind.as_str()).collect();
     assert_eq!(kinds, ["amount_differs", "terminal_only", "host_only", "upload_count_differs"], "{found:?}");
-    assert_eq!(found[1]["stan"], 4242);
-    assert_eq!(found[1]["card_masked"].as_str().unwrap(), format!("622202******{}", &ghost[12..]));
-    let text = std::fs::read_to_string(env.dir.path().join(pos::session::DISCREPANCIES_FILE)).unwrap();
-    assert!(!text.contains(&ghost) && !text.contains(&pan_a), "no clear PAN in the discrepancy file");
+    assert_eq!(found[1].content.stan, Some(4242));
+    assert_eq!(found[1].content.card_bin.as_deref(), Some("622202"));
+    assert_eq!(found[1].content.card_last4.as_deref(), Some(&ghost[ghost.len() - 4..]));
+    assert_eq!(found[1].txn_id, None, "the host has no record of a terminal-only item");
+    assert!(found[0].txn_id.is_some() && found[2].txn_id.is_some(), "amount_differs and host_only name the host's record");
+    assert!(!env.dir.path().join(pos::session::DISCREPANCIES_FILE).exists(), "no discrepancy file any more");
+    let mut db = Vec::new();
+    for f in [store::DB_FILE.to_owned(), format!("{}-wal", store::DB_FILE)] {
+        db.extend(std::fs::read(env.dir.path().join(f)).unwrap_or_default());
+    }
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains(ghost.as_str()) && !db.contains(pan_a.as_str()), "no clear PAN in the store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discrepancy_file_left_by_a_former_version_is_imported_once() {
+    let env = Env::start().await;
+    let file = env.dir.path().join(pos::session::DISCREPANCIES_FILE);
+    let line = serde_json::json!({
+        "kind": "terminal_only", "merchant_id": MID, "terminal_id": TID, "batch_no": 3, "stan": 17,
+        "host_amount_fen": null, "terminal_amount_fen": 900, "card_masked": "622202******0128",
+        "at": "2025-03-01T10:00:00+00:00",
+    });
+    std::fs::write(&file, format!("{line}\nnot json\n")).unwrap();
+    let reopen = || {
+        let key = store::card_key(env.dir.path()).unwrap();
+        pos::Host::open(env.store.clone(), key, pos::HostConfig::new(env.dir.path())).unwrap()
+    };
+    let host = reopen();
+    assert!(!file.exists(), "the file is renamed once imported");
+    let found = host.discrepancies().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let d = &found[0].content;
+    assert_eq!((d.kind.as_str(), d.batch_no, d.stan, d.terminal_amount_fen), ("terminal_only", 3, Some(17), Some(900)));
+    assert_eq!((d.card_bin.as_deref(), d.card_last4.as_deref()), (Some("622202"), Some("0128")));
+    drop(host);
+    assert_eq!(reopen().discrepancies().unwrap().len(), 1, "a second start imports nothing again");
 }
