@@ -294,7 +294,7 @@ fn settled_batch(open: Option<BatchNo>) -> Option<BatchNo> {
 
 /// `unsettled` is the number of approved transactions in the open batch when known; `None`
 /// estimates from the sync fields (contact since the last settlement with a batch open).
-fn terminal_facts(t: &Terminal, unsettled: Option<u32>) -> TerminalFacts {
+fn terminal_facts(t: &Terminal, unsettled: Option<u32>, uploads: &HashMap<TerminalId, Vec<diagnosis::UploadItem>>) -> TerminalFacts {
     let estimated = || {
         let active_since_settlement = t.last_seen_at.is_some_and(|seen| t.last_settlement_at.is_none_or(|s| s < seen));
         u32::from(t.open_batch.is_some() && active_since_settlement)
@@ -317,8 +317,7 @@ fn terminal_facts(t: &Terminal, unsettled: Option<u32>) -> TerminalFacts {
             })
         }),
         unsettled_count: unsettled.unwrap_or_else(estimated),
-        // Batch-upload items the host lacked are not stored yet.
-        upload_items_missing_at_host: Vec::new(),
+        upload_items_missing_at_host: uploads.get(&t.id).cloned().unwrap_or_default(),
     }
 }
 
@@ -340,6 +339,7 @@ struct Gathered {
     terminals: Vec<Terminal>,
     rows: Vec<TxnRow>,
     bound_elsewhere: bool,
+    uploads: HashMap<TerminalId, Vec<diagnosis::UploadItem>>,
 }
 
 fn facts(caller: &Caller, g: &Gathered, window: (DateTime<Utc>, DateTime<Utc>), now: DateTime<Utc>, count_unsettled: bool) -> Facts {
@@ -361,7 +361,7 @@ fn facts(caller: &Caller, g: &Gathered, window: (DateTime<Utc>, DateTime<Utc>), 
                     .count();
                 u32::try_from(n).unwrap_or(u32::MAX)
             });
-            terminal_facts(t, unsettled)
+            terminal_facts(t, unsettled, &g.uploads)
         })
         .collect();
     Facts {
@@ -641,7 +641,8 @@ pub async fn diagnose(State(state): State<AppState>, caller: Caller, headers: He
             }
             let maintenance = load_maintenance(&store, &merchant_id, widen(window, (now, now + Duration::seconds(1))))?;
             let (clearing, reconciliation) = load_clearing_and_recon(&store, &merchant, &store_scope, window, &rows)?;
-            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere };
+            let uploads = crate::pos_sync::upload_items(&store, &store_scope, &merchant_id)?;
+            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere, uploads };
             let facts = facts(&caller, &g, window, now, true);
             let d = diagnosis::diagnose(&q2, &facts);
             let codes: Vec<&str> = d.findings.iter().map(|f| f.code.as_str()).collect();
@@ -724,7 +725,8 @@ pub(crate) async fn annotate_list(
             } else {
                 (Vec::new(), Vec::new())
             };
-            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere: false };
+            let uploads = crate::pos_sync::upload_items(&store, &query.scope, &merchant_id)?;
+            let g = Gathered { maintenance, clearing, reconciliation, merchant, terminals, rows, bound_elsewhere: false, uploads };
             // Warnings come from the merchant and terminal rows alone (unsettled estimated).
             let warn_facts = facts(&caller, &Gathered { rows: Vec::new(), ..g.clone_light() }, window, now, false);
             let warnings = diagnosis::warnings(&warn_facts);
@@ -749,6 +751,7 @@ impl Gathered {
             terminals: self.terminals.clone(),
             rows: Vec::new(),
             bound_elsewhere: false,
+            uploads: self.uploads.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod ingest;
 mod metrics;
 mod openapi;
 mod params;
+mod pos_sync;
 pub mod recon;
 mod routes;
 mod txns;
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .route("/merchants/{id}", get(routes::merchant))
         .route("/merchants/{id}/status", post(routes::set_merchant_status))
         .route("/terminals", get(routes::terminals))
+        .route("/terminals/discrepancies", get(pos_sync::discrepancies))
         .route("/diagnose", post(diagnose::diagnose))
         .route("/announcements", get(findability::list_announcements).post(findability::create_announcement))
         .route("/announcements/{id}", axum::routing::put(findability::update_announcement))

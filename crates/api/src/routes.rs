@@ -228,11 +228,12 @@ pub async fn terminals(State(state): State<AppState>, caller: Caller, uri: axum:
     let merchant_id = p.parse_one("merchant_id", |s| MerchantId::parse(s).map_err(|e| e.to_string()))?;
     let scope = caller.scope();
     crate::txns::require_visible(&scope, merchant_id.as_ref())?;
-    let (list, zones) = state
+    let (list, zones, counts) = state
         .blocking(move |store| {
             let list = store.list_terminals(&scope, merchant_id.as_ref())?;
             let zones = store.list_merchants(&scope)?;
-            Ok((list, zones))
+            let counts = crate::pos_sync::sync_counts(&store, &scope, merchant_id.as_ref(), &list)?;
+            Ok((list, zones, counts))
         })
         .await?;
     let tz_of = |m: &MerchantId| zones.iter().find(|z| &z.id == m).map(|z| z.clock.tz).unwrap_or(chrono_tz::Asia::Shanghai);
@@ -240,7 +241,7 @@ pub async fn terminals(State(state): State<AppState>, caller: Caller, uri: axum:
     let data: Vec<Value> = list
         .iter()
         .filter(|t| scope.allows_terminal(Some(&t.id)))
-        .map(|t| dto::terminal(t, tz_of(&t.merchant_id)))
+        .map(|t| crate::pos_sync::with_counts(dto::terminal(t, tz_of(&t.merchant_id)), &counts, t))
         .collect();
     Ok(Json(json!({"data": data})))
 }

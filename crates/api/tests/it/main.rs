@@ -10,5 +10,6 @@ mod diagnose;
 mod export;
 mod findability;
 mod ingest;
+mod pos_sync;
 mod query;
 mod recon;
