@@ -209,7 +209,9 @@ pub fn run_reconciliation(
     on_item: &mut dyn FnMut(&ReconItemRow) -> std::io::Result<()>,
 ) -> Result<ReconcileOutcome, anyhow_free::Error> {
     let started_at = Utc::now();
+    let timing = Timing::from_env();
     let input = store.load_recon_input(date, merchant)?;
+    timing.lap("load");
     let report = recon::reconcile(&recon::Input {
         settlement_date: date,
         platform: &input.platform,
@@ -218,6 +220,7 @@ pub fn run_reconciliation(
         config: recon::ReconConfig::default(),
     })
     .map_err(|e| anyhow_free::Error::Recon(e.to_string()))?;
+    timing.lap("engine");
     let mut io_error: Option<std::io::Error> = None;
     let mut items = report.items.iter().map(|i| {
         let row = ReconItemRow::from_item(i, &input);
@@ -253,6 +256,10 @@ pub fn run_reconciliation(
         Some(store.save_recon_run(&run, &mut items)?)
     };
     drop(items);
+    timing.lap(if dry_run { "items" } else { "items+save" });
+    drop(report);
+    drop(input);
+    timing.lap("free");
     if let Some(e) = io_error {
         return Err(anyhow_free::Error::Io(e));
     }
@@ -265,6 +272,23 @@ pub fn run_reconciliation(
         at: Utc::now(),
     });
     Ok(ReconcileOutcome { run_id, ..outcome })
+}
+
+/// Phase times on stderr when `POSLENS_RECON_TIMING` is set (for `scripts/recon/bench_e2e.sh`).
+struct Timing(Option<std::cell::Cell<std::time::Instant>>);
+
+impl Timing {
+    fn from_env() -> Timing {
+        Timing(std::env::var_os("POSLENS_RECON_TIMING").map(|_| std::cell::Cell::new(std::time::Instant::now())))
+    }
+
+    fn lap(&self, what: &str) {
+        if let Some(t) = &self.0 {
+            let now = std::time::Instant::now();
+            eprintln!("reconcile: {what} {:.3} s", (now - t.get()).as_secs_f64());
+            t.set(now);
+        }
+    }
 }
 
 /// Errors of [`run_reconciliation`] (the library has no `anyhow`).

@@ -74,12 +74,17 @@ CREATE TABLE recon_runs (
 CREATE INDEX recon_runs_by_date ON recon_runs (settlement_date, id);
 
 -- One item of a run. `merchant_id` is the platform side's merchant, or the clearing row's when
--- the platform has none: merchants see the items of their own merchant only.
+-- the platform has none: merchants see the items of their own merchant only. Kept compact (a
+-- run of a million items writes a million rows): `outcome` and `match_pass` are the position in
+-- `recon::Outcome::ALL` (0 matched, 1 amount_mismatch, 2 missing_in_clearing,
+-- 3 missing_in_platform, 4 status_mismatch, 5 duplicate_in_clearing, 6 date_shift) and
+-- `recon::MatchPass::ALL` (0 key, 1 rrn, 2 external_ref, 3 fuzzy); the platform record's opaque
+-- id is not stored but derived from `platform_seq` and the (append-only) record on reading.
 CREATE TABLE recon_items (
     id                  INTEGER PRIMARY KEY,
     run_id              INTEGER NOT NULL REFERENCES recon_runs (id),
-    outcome             TEXT NOT NULL,
-    match_pass          TEXT,
+    outcome             INTEGER NOT NULL,
+    match_pass          INTEGER,
     merchant_id         TEXT,
     terminal_id         TEXT,
     batch_no            INTEGER,
@@ -89,7 +94,6 @@ CREATE TABLE recon_items (
     channel             TEXT NOT NULL,
     txn_time_us         INTEGER,
     platform_seq        INTEGER,
-    platform_id         TEXT,
     platform_amount_fen INTEGER,
     clearing_amount_fen INTEGER,
     clearing_fee_fen    INTEGER,

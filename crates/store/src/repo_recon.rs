@@ -153,14 +153,17 @@ pub struct ReconInputData {
     pub channels_with_clearing: Vec<Channel>,
     /// File id → file name.
     pub file_names: HashMap<i64, String>,
-    /// Record sequence → its opaque transaction id.
-    pub(crate) txn_ids: HashMap<i64, String>,
+    /// Receive time (ms) of each platform record, index for index: with the sequence it makes
+    /// the opaque transaction id, built only when asked for.
+    pub(crate) received_ms: Vec<i64>,
 }
 
 impl ReconInputData {
     /// The opaque transaction id (as the API shows it) of a platform record.
-    pub fn txn_id(&self, id: recon::PlatformId) -> Option<&str> {
-        self.txn_ids.get(&id.0).map(String::as_str)
+    pub fn txn_id(&self, id: recon::PlatformId) -> Option<String> {
+        // `platform` is in sequence order.
+        let i = self.platform.binary_search_by_key(&id, |p| p.id).ok()?;
+        Some(crate::sqlite::ids::encode(*self.received_ms.get(i)?, id.0))
     }
 }
 
@@ -221,7 +224,7 @@ impl ReconItemRow {
             channel: p.map(|p| p.channel).or(c.map(|c| c.channel)).unwrap_or(Channel::Card),
             txn_time: p.map(|p| p.txn_time).or_else(|| c.and_then(|c| c.txn_time)),
             platform_seq: p.map(|p| p.id.0),
-            platform_id: p.and_then(|p| input.txn_id(p.id)).map(str::to_owned),
+            platform_id: p.and_then(|p| input.txn_id(p.id)),
             platform_amount_fen: p.map(|p| p.amount.fen()),
             clearing_amount_fen: c.map(|c| c.amount.fen()),
             clearing_fee_fen: c.map(|c| c.fee.fen()),

@@ -31,107 +31,230 @@ fn opt_num<T, E>(v: Option<i64>, column: &'static str, f: impl Fn(u32) -> Result
     v.map(|n| u32::try_from(n).ok().and_then(|n| f(n).ok()).ok_or_else(|| corrupt(column, n))).transpose()
 }
 
-fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, out: &mut ReconInputData) -> Result<(), StoreError> {
+/// A text column read without copying it out of SQLite.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize, column: &'static str) -> Result<&'r str, StoreError> {
+    r.get_ref(i)?.as_str().map_err(|_| corrupt(column, "not text"))
+}
+
+fn opt_text<'r>(r: &'r rusqlite::Row<'_>, i: usize, column: &'static str) -> Result<Option<&'r str>, StoreError> {
+    r.get_ref(i)?.as_str_or_null().map_err(|_| corrupt(column, "not text"))
+}
+
+fn opt_id<T, E>(v: Option<&str>, column: &'static str, f: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, StoreError> {
+    v.map(|s| f(s).map_err(|_| corrupt(column, s))).transpose()
+}
+
+/// Settlement dates repeat row after row: convert each distinct value once.
+#[derive(Default)]
+struct DateCache(Vec<(i64, domain::SettlementDate)>);
+
+impl DateCache {
+    fn get(&mut self, v: i64) -> Result<domain::SettlementDate, StoreError> {
+        if let Some((_, d)) = self.0.iter().find(|(k, _)| *k == v) {
+            return Ok(*d);
+        }
+        let d = int_to_date(v)?;
+        self.0.push((v, d));
+        Ok(d)
+    }
+}
+
+/// Merchant and terminal ids repeat too: validate each distinct value once, then clone.
+struct IdCache<T>(HashMap<Box<str>, T>);
+
+impl<T> Default for IdCache<T> {
+    fn default() -> Self {
+        IdCache(HashMap::new())
+    }
+}
+
+impl<T: Clone> IdCache<T> {
+    fn get<E>(&mut self, s: &str, column: &'static str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
+        if let Some(v) = self.0.get(s) {
+            return Ok(v.clone());
+        }
+        let v = parse(s).map_err(|_| corrupt(column, s))?;
+        self.0.insert(s.into(), v.clone());
+        Ok(v)
+    }
+}
+
+/// The platform records of D-1..D+1, in sequence order, with their receive times (ms).
+///
+/// Without a merchant filter the rows are read by sequence range: the (merchant_id,
+/// settlement_date) index gives the lowest and highest sequence of the window per merchant
+/// (covering, no table lookups), then one range scan of the table reads the window, so a run
+/// reads the days around D and not the whole history. No index is added to txn_records.
+fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<(Vec<PlatformRecord>, Vec<i64>), StoreError> {
+    let merchants: Vec<String> = match merchant {
+        Some(m) => vec![m.to_string()],
+        None => {
+            // The merchants that have records, by seeking the index once per merchant.
+            let mut stmt = c.prepare(
+                "WITH RECURSIVE m(id) AS (SELECT min(merchant_id) FROM txn_records \
+                 UNION ALL SELECT (SELECT min(merchant_id) FROM txn_records WHERE merchant_id > m.id) FROM m \
+                 WHERE m.id IS NOT NULL) SELECT id FROM m WHERE id IS NOT NULL",
+            )?;
+            let v = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            v
+        }
+    };
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    {
+        let mut stmt = c.prepare(
+            "SELECT min(seq), max(seq) FROM txn_records INDEXED BY txn_records_by_merchant_sdate \
+             WHERE merchant_id = ?1 AND settlement_date BETWEEN ?2 AND ?3",
+        )?;
+        for m in &merchants {
+            let (a, b): (Option<i64>, Option<i64>) = stmt.query_row(params![m, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if let (Some(a), Some(b)) = (a, b) {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+        }
+    }
+    if lo > hi {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let mut sql = String::from(
         "SELECT r.seq, r.received_at_us, r.merchant_id, r.terminal_id, r.batch_no, r.stan, r.rrn, r.auth_code, r.kind, \
          r.channel, r.card_bin, r.card_last4, r.amount_fen, r.currency, r.response_code, r.txn_time_us, \
          r.settlement_date, r.original_seq, r.reversal, r.source, r.external_ref, s.status \
-         FROM txn_records r JOIN txn_status s ON s.seq = r.seq WHERE r.settlement_date BETWEEN ?1 AND ?2",
+         FROM txn_records r JOIN txn_status s ON s.seq = r.seq \
+         WHERE r.seq BETWEEN ?3 AND ?4 AND r.settlement_date BETWEEN ?1 AND ?2",
     );
     if merchant.is_some() {
-        sql.push_str(" AND r.merchant_id = ?3");
+        sql.push_str(" AND r.merchant_id = ?5");
     }
+    sql.push_str(" ORDER BY r.seq");
     let mut stmt = c.prepare(&sql)?;
-    let m = merchant.map(|m| m.to_string()).unwrap_or_default();
-    let mut rows = if merchant.is_some() { stmt.query(params![from, to, m])? } else { stmt.query(params![from, to])? };
+    let mut rows = match merchant {
+        Some(m) => stmt.query(params![from, to, lo, hi, m.as_str()])?,
+        None => stmt.query(params![from, to, lo, hi])?,
+    };
+    let mut platform = Vec::new();
+    let mut received_ms = Vec::new();
+    let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let received_us: i64 = r.get(1)?;
-        let merchant_s: String = r.get(2)?;
-        let kind: String = r.get(8)?;
-        let channel: String = r.get(9)?;
-        let bin: Option<String> = r.get(10)?;
-        let last4: Option<String> = r.get(11)?;
-        let currency: String = r.get(13)?;
-        let rc: String = r.get(14)?;
-        let source: String = r.get(19)?;
-        let status: String = r.get(21)?;
+        let kind = text(r, 8, "txn_records.kind")?;
+        let channel = text(r, 9, "txn_records.channel")?;
+        let currency = text(r, 13, "txn_records.currency")?;
+        let rc = text(r, 14, "txn_records.response_code")?;
+        let source = text(r, 19, "txn_records.source")?;
+        let status = text(r, 21, "txn_status.status")?;
         let rec = PlatformRecord {
             id: PlatformId(seq),
-            merchant: MerchantId::parse(&merchant_s).map_err(|_| corrupt("txn_records.merchant_id", &merchant_s))?,
-            terminal: opt_parse(r.get(3)?, "txn_records.terminal_id", TerminalId::parse)?,
+            merchant: merchants.get(text(r, 2, "txn_records.merchant_id")?, "txn_records.merchant_id", MerchantId::parse)?,
+            terminal: match opt_text(r, 3, "txn_records.terminal_id")? {
+                Some(t) => Some(terminals.get(t, "txn_records.terminal_id", TerminalId::parse)?),
+                None => None,
+            },
             batch: opt_num(r.get(4)?, "txn_records.batch_no", BatchNo::new)?,
             stan: opt_num(r.get(5)?, "txn_records.stan", Stan::new)?,
-            rrn: opt_parse(r.get(6)?, "txn_records.rrn", Rrn::parse)?,
-            auth_code: opt_parse(r.get(7)?, "txn_records.auth_code", AuthCode::parse)?,
-            kind: TxnKind::parse(&kind).map_err(|_| corrupt("txn_records.kind", &kind))?,
-            channel: Channel::parse(&channel).map_err(|_| corrupt("txn_records.channel", &channel))?,
-            approved: ResponseCode::parse(&rc).map(|c| c.is_approved()).map_err(|_| corrupt("txn_records.response_code", &rc))?,
+            rrn: opt_id(opt_text(r, 6, "txn_records.rrn")?, "txn_records.rrn", Rrn::parse)?,
+            auth_code: opt_id(opt_text(r, 7, "txn_records.auth_code")?, "txn_records.auth_code", AuthCode::parse)?,
+            kind: TxnKind::parse(kind).map_err(|_| corrupt("txn_records.kind", kind))?,
+            channel: Channel::parse(channel).map_err(|_| corrupt("txn_records.channel", channel))?,
+            approved: ResponseCode::parse(rc).map(|c| c.is_approved()).map_err(|_| corrupt("txn_records.response_code", rc))?,
             is_reversal: r.get::<_, i64>(18)? != 0,
-            status: TxnStatus::parse(&status).map_err(|_| corrupt("txn_status.status", &status))?,
+            status: TxnStatus::parse(status).map_err(|_| corrupt("txn_status.status", status))?,
             amount: Amount::from_fen(r.get(12)?).map_err(|_| corrupt("txn_records.amount_fen", "?"))?,
-            currency: Currency::parse(&currency).map_err(|_| corrupt("txn_records.currency", &currency))?,
-            card: match (bin, last4) {
-                (Some(b), Some(l)) => MaskedCard::new(&b, &l),
+            currency: Currency::parse(currency).map_err(|_| corrupt("txn_records.currency", currency))?,
+            card: match (opt_text(r, 10, "txn_records.card_bin")?, opt_text(r, 11, "txn_records.card_last4")?) {
+                (Some(b), Some(l)) => MaskedCard::new(b, l),
                 _ => None,
             },
             txn_time: from_us(r.get(15)?),
-            settlement_date: int_to_date(r.get(16)?)?,
-            external_ref: r.get(20)?,
+            settlement_date: dates.get(r.get(16)?)?,
+            external_ref: opt_text(r, 20, "txn_records.external_ref")?.map(str::to_owned),
             original_id: r.get::<_, Option<i64>>(17)?.map(PlatformId),
-            source: Source::parse(&source).map_err(|_| corrupt("txn_records.source", &source))?,
+            source: Source::parse(source).map_err(|_| corrupt("txn_records.source", source))?,
         };
-        out.txn_ids.insert(seq, ids::encode(received_us.div_euclid(1000), seq));
-        out.platform.push(rec);
+        received_ms.push(received_us.div_euclid(1000));
+        platform.push(rec);
     }
-    Ok(())
+    Ok((platform, received_ms))
 }
 
-fn load_clearing(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, out: &mut ReconInputData) -> Result<(), StoreError> {
+/// The live files with rows of D-1..D+1, by id.
+fn live_files(c: &Connection, from: i64, to: i64) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT DISTINCT f.id, f.name FROM clearing_files f JOIN clearing_status s ON s.file_id = f.id \
+         WHERE f.superseded_by IS NULL AND s.settlement_date BETWEEN ?1 AND ?2 ORDER BY f.id",
+    )?;
+    let v = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
+/// The rows of `files` dated D-1..D+1, in (file, line) order: one primary-key range per file
+/// (no sort, no secondary-index lookups).
+fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<Vec<ClearingRecord>, StoreError> {
     let mut sql = String::from(
         "SELECT cr.file_id, cr.line, cr.settlement_date, cr.merchant_id, cr.terminal_id, cr.batch_no, cr.stan, cr.rrn, \
          cr.auth_code, cr.kind, cr.channel, cr.card_bin, cr.card_last4, cr.amount_fen, cr.fee_fen, cr.txn_time_us, \
          cr.external_ref, cr.currency \
-         FROM clearing_rows cr JOIN clearing_files f ON f.id = cr.file_id AND f.superseded_by IS NULL \
-         WHERE cr.settlement_date BETWEEN ?1 AND ?2",
+         FROM clearing_rows cr WHERE cr.file_id = ?1 AND +cr.settlement_date BETWEEN ?2 AND ?3",
     );
     if merchant.is_some() {
-        sql.push_str(" AND cr.merchant_id = ?3");
+        sql.push_str(" AND cr.merchant_id = ?4");
     }
-    sql.push_str(" ORDER BY cr.file_id, cr.line");
+    sql.push_str(" ORDER BY cr.line");
     let mut stmt = c.prepare(&sql)?;
-    let m = merchant.map(|m| m.to_string()).unwrap_or_default();
-    let mut rows = if merchant.is_some() { stmt.query(params![from, to, m])? } else { stmt.query(params![from, to])? };
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(9)?;
-        let channel: String = r.get(10)?;
-        let bin: Option<String> = r.get(11)?;
-        let last4: Option<String> = r.get(12)?;
-        let currency: String = r.get(17)?;
-        out.clearing.push(ClearingRecord {
-            file: ClearingFileId(r.get(0)?),
-            line: r.get::<_, i64>(1)? as u64,
-            settlement_date: int_to_date(r.get(2)?)?,
-            merchant: opt_parse(r.get(3)?, "clearing_rows.merchant_id", MerchantId::parse)?,
-            terminal: opt_parse(r.get(4)?, "clearing_rows.terminal_id", TerminalId::parse)?,
-            batch: opt_num(r.get(5)?, "clearing_rows.batch_no", BatchNo::new)?,
-            stan: opt_num(r.get(6)?, "clearing_rows.stan", Stan::new)?,
-            rrn: opt_parse(r.get(7)?, "clearing_rows.rrn", Rrn::parse)?,
-            auth_code: opt_parse(r.get(8)?, "clearing_rows.auth_code", AuthCode::parse)?,
-            kind: TxnKind::parse(&kind).map_err(|_| corrupt("clearing_rows.kind", &kind))?,
-            channel: Channel::parse(&channel).map_err(|_| corrupt("clearing_rows.channel", &channel))?,
-            card: match (bin, last4) {
-                (Some(b), Some(l)) => MaskedCard::new(&b, &l),
-                _ => None,
-            },
-            amount: Amount::from_fen(r.get(13)?).map_err(|_| corrupt("clearing_rows.amount_fen", "?"))?,
-            fee: Amount::from_fen(r.get(14)?).map_err(|_| corrupt("clearing_rows.fee_fen", "?"))?,
-            currency: Currency::parse(&currency).map_err(|_| corrupt("clearing_rows.currency", &currency))?,
-            txn_time: r.get::<_, Option<i64>>(15)?.map(from_us),
-            external_ref: r.get(16)?,
-        });
+    let mut out = Vec::new();
+    let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
+    for (file, _) in files {
+        let mut rows = match merchant {
+            Some(m) => stmt.query(params![file, from, to, m.as_str()])?,
+            None => stmt.query(params![file, from, to])?,
+        };
+        while let Some(r) = rows.next()? {
+            let kind = text(r, 9, "clearing_rows.kind")?;
+            let channel = text(r, 10, "clearing_rows.channel")?;
+            let currency = text(r, 17, "clearing_rows.currency")?;
+            out.push(ClearingRecord {
+                file: ClearingFileId(r.get(0)?),
+                line: r.get::<_, i64>(1)? as u64,
+                settlement_date: dates.get(r.get(2)?)?,
+                merchant: match opt_text(r, 3, "clearing_rows.merchant_id")? {
+                    Some(m) => Some(merchants.get(m, "clearing_rows.merchant_id", MerchantId::parse)?),
+                    None => None,
+                },
+                terminal: match opt_text(r, 4, "clearing_rows.terminal_id")? {
+                    Some(t) => Some(terminals.get(t, "clearing_rows.terminal_id", TerminalId::parse)?),
+                    None => None,
+                },
+                batch: opt_num(r.get(5)?, "clearing_rows.batch_no", BatchNo::new)?,
+                stan: opt_num(r.get(6)?, "clearing_rows.stan", Stan::new)?,
+                rrn: opt_id(opt_text(r, 7, "clearing_rows.rrn")?, "clearing_rows.rrn", Rrn::parse)?,
+                auth_code: opt_id(opt_text(r, 8, "clearing_rows.auth_code")?, "clearing_rows.auth_code", AuthCode::parse)?,
+                kind: TxnKind::parse(kind).map_err(|_| corrupt("clearing_rows.kind", kind))?,
+                channel: Channel::parse(channel).map_err(|_| corrupt("clearing_rows.channel", channel))?,
+                card: match (opt_text(r, 11, "clearing_rows.card_bin")?, opt_text(r, 12, "clearing_rows.card_last4")?) {
+                    (Some(b), Some(l)) => MaskedCard::new(b, l),
+                    _ => None,
+                },
+                amount: Amount::from_fen(r.get(13)?).map_err(|_| corrupt("clearing_rows.amount_fen", "?"))?,
+                fee: Amount::from_fen(r.get(14)?).map_err(|_| corrupt("clearing_rows.fee_fen", "?"))?,
+                currency: Currency::parse(currency).map_err(|_| corrupt("clearing_rows.currency", currency))?,
+                txn_time: r.get::<_, Option<i64>>(15)?.map(from_us),
+                external_ref: opt_text(r, 16, "clearing_rows.external_ref")?.map(str::to_owned),
+            });
+        }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// What both sides' snapshots must agree on: the newest record, the newest file and how many
+/// files are superseded (records are append-only; files are only added or superseded).
+fn snapshot_mark(c: &Connection) -> Result<(Option<i64>, Option<i64>, i64), StoreError> {
+    Ok(c.query_row(
+        "SELECT (SELECT max(seq) FROM txn_records), (SELECT max(id) FROM clearing_files), \
+         (SELECT count(*) FROM clearing_files WHERE superseded_by IS NOT NULL)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
 }
 
 fn encode_totals(summary: &recon::Summary) -> String {
@@ -216,18 +339,42 @@ fn to_run((raw, date): (ReconRunRaw, i64)) -> Result<ReconRun, StoreError> {
     })
 }
 
+/// `recon_items.outcome`: the position in [`Outcome::ALL`].
+fn outcome_code(o: Outcome) -> i64 {
+    Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0) as i64
+}
+
+fn outcome_of(code: i64) -> Result<Outcome, StoreError> {
+    usize::try_from(code).ok().and_then(|i| Outcome::ALL.get(i).copied()).ok_or_else(|| corrupt("recon_items.outcome", code))
+}
+
+/// `recon_items.match_pass`: the position in [`MatchPass::ALL`].
+fn pass_code(p: MatchPass) -> i64 {
+    MatchPass::ALL.iter().position(|x| *x == p).unwrap_or(0) as i64
+}
+
+fn pass_of(code: i64) -> Result<MatchPass, StoreError> {
+    usize::try_from(code).ok().and_then(|i| MatchPass::ALL.get(i).copied()).ok_or_else(|| corrupt("recon_items.match_pass", code))
+}
+
+/// Items with the platform record's receive time (the opaque id is derived, not stored) and
+/// the clearing file's name.
+const ITEM_FROM: &str = "recon_items i LEFT JOIN txn_records r ON r.seq = i.platform_seq \
+     LEFT JOIN clearing_files f ON f.id = i.clearing_file_id";
+
 const ITEM_COLS: &str = "i.id, i.outcome, i.match_pass, i.merchant_id, i.terminal_id, i.batch_no, i.stan, i.rrn, i.external_ref, \
-     i.channel, i.txn_time_us, i.platform_seq, i.platform_id, i.platform_amount_fen, i.clearing_amount_fen, \
+     i.channel, i.txn_time_us, i.platform_seq, r.received_at_us, i.platform_amount_fen, i.clearing_amount_fen, \
      i.clearing_fee_fen, i.clearing_file_id, f.name, i.clearing_line";
 
 fn item_row(r: &rusqlite::Row<'_>) -> Result<ReconItemRow, StoreError> {
-    let outcome: String = r.get(1)?;
-    let pass: Option<String> = r.get(2)?;
+    let pass: Option<i64> = r.get(2)?;
     let channel: String = r.get(9)?;
+    let seq: Option<i64> = r.get(11)?;
+    let received_us: Option<i64> = r.get(12)?;
     Ok(ReconItemRow {
         id: r.get(0)?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("recon_items.outcome", &outcome))?,
-        match_pass: pass.map(|p| MatchPass::parse(&p).ok_or_else(|| corrupt("recon_items.match_pass", &p))).transpose()?,
+        outcome: outcome_of(r.get(1)?)?,
+        match_pass: pass.map(pass_of).transpose()?,
         merchant_id: r.get(3)?,
         terminal_id: r.get(4)?,
         batch_no: r.get::<_, Option<i64>>(5)?.map(|n| n as u32),
@@ -236,8 +383,8 @@ fn item_row(r: &rusqlite::Row<'_>) -> Result<ReconItemRow, StoreError> {
         external_ref: r.get(8)?,
         channel: Channel::parse(&channel).map_err(|_| corrupt("recon_items.channel", &channel))?,
         txn_time: r.get::<_, Option<i64>>(10)?.map(from_us),
-        platform_seq: r.get(11)?,
-        platform_id: r.get(12)?,
+        platform_seq: seq,
+        platform_id: seq.zip(received_us).map(|(seq, us)| ids::encode(us.div_euclid(1000), seq)),
         platform_amount_fen: r.get(13)?,
         clearing_amount_fen: r.get(14)?,
         clearing_fee_fen: r.get(15)?,
@@ -254,7 +401,7 @@ fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite:
     let mut p: Vec<Value> = vec![Value::Integer(q.run_id)];
     if let Some(o) = q.outcome {
         sql.push_str(" AND i.outcome = ?");
-        p.push(Value::Text(o.as_str().into()));
+        p.push(Value::Integer(outcome_code(o)));
     }
     if let Some(ms) = &q.scope.merchants {
         if ms.is_empty() {
@@ -282,14 +429,14 @@ fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite:
 fn insert_items(c: &Connection, run_id: i64, items: Vec<ReconItemRow>) -> Result<(), StoreError> {
     let mut stmt = c.prepare_cached(
         "INSERT INTO recon_items (run_id, outcome, match_pass, merchant_id, terminal_id, batch_no, stan, rrn, external_ref, \
-         channel, txn_time_us, platform_seq, platform_id, platform_amount_fen, clearing_amount_fen, clearing_fee_fen, \
-         clearing_file_id, clearing_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         channel, txn_time_us, platform_seq, platform_amount_fen, clearing_amount_fen, clearing_fee_fen, \
+         clearing_file_id, clearing_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
     for i in items {
         stmt.execute(params![
             run_id,
-            i.outcome.as_str(),
-            i.match_pass.map(|p| p.as_str()),
+            outcome_code(i.outcome),
+            i.match_pass.map(pass_code),
             i.merchant_id,
             i.terminal_id,
             i.batch_no,
@@ -299,7 +446,6 @@ fn insert_items(c: &Connection, run_id: i64, items: Vec<ReconItemRow>) -> Result
             i.channel.as_str(),
             i.txn_time.map(|t| t.timestamp_micros()),
             i.platform_seq,
-            i.platform_id,
             i.platform_amount_fen,
             i.clearing_amount_fen,
             i.clearing_fee_fen,
@@ -318,30 +464,62 @@ enum ItemMsg {
 impl ReconRepo for SqliteStore {
     fn load_recon_input(&self, date: domain::SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError> {
         let (from, to) = (date_to_int(date.pred()), date_to_int(date.succ()));
-        let mut out = ReconInputData::default();
-        self.read(|c| {
-            // One read transaction: platform and clearing sides from the same snapshot.
-            c.execute_batch("BEGIN")?;
-            load_platform(c, from, to, merchant, &mut out)?;
-            load_clearing(c, from, to, merchant, &mut out)?;
-            let mut stmt = c.prepare(
-                "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
-                 AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
-            )?;
-            let channels: Vec<String> = stmt.query_map([date_to_int(date)], |r| r.get(0))?.collect::<Result<_, _>>()?;
-            for ch in channels {
-                out.channels_with_clearing.push(Channel::parse(&ch).map_err(|_| corrupt("clearing_status.channel", &ch))?);
+        let d = date_to_int(date);
+        // The two sides are read in parallel on two reader connections, each in its own read
+        // transaction. They must come from the same state of the database: each side notes the
+        // newest record and file it sees, and a commit in between (marks differ) reads again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (platform, clearing) = std::thread::scope(|s| {
+                let p = s.spawn(|| {
+                    self.read(|c| {
+                        c.execute_batch("BEGIN")?;
+                        let mark = snapshot_mark(c)?;
+                        let loaded = load_platform(c, from, to, merchant)?;
+                        c.execute_batch("COMMIT")?;
+                        Ok((mark, loaded))
+                    })
+                });
+                let cl = self.read(|c| {
+                    c.execute_batch("BEGIN")?;
+                    let mark = snapshot_mark(c)?;
+                    let files = live_files(c, from, to)?;
+                    let rows = load_clearing(c, &files, from, to, merchant)?;
+                    let mut stmt = c.prepare(
+                        "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
+                         AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
+                    )?;
+                    let channels: Vec<String> = stmt.query_map([d], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    let channels = channels
+                        .iter()
+                        .map(|ch| Channel::parse(ch).map_err(|_| corrupt("clearing_status.channel", ch)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    drop(stmt);
+                    c.execute_batch("COMMIT")?;
+                    Ok((mark, files, rows, channels))
+                });
+                let p = p.join().unwrap_or_else(|_| {
+                    Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() })
+                });
+                (p, cl)
+            });
+            let (pmark, (platform, received_ms)) = platform?;
+            let (cmark, files, clearing, channels) = clearing?;
+            if pmark != cmark && attempts < 5 {
+                continue;
             }
-            let mut stmt = c.prepare(
-                "SELECT DISTINCT f.id, f.name FROM clearing_files f JOIN clearing_status s ON s.file_id = f.id \
-                 WHERE f.superseded_by IS NULL AND s.settlement_date BETWEEN ?1 AND ?2",
-            )?;
-            let names: Vec<(i64, String)> = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-            out.file_names.extend(names);
-            c.execute_batch("COMMIT")?;
-            Ok(())
-        })?;
-        Ok(out)
+            if pmark != cmark {
+                return Err(StoreError::Invalid { what: "reconciliation input", reason: "the store kept changing while it was read".into() });
+            }
+            return Ok(ReconInputData {
+                platform,
+                clearing,
+                channels_with_clearing: channels,
+                file_names: files.into_iter().collect(),
+                received_ms,
+            });
+        }
     }
 
     fn save_recon_run(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRow>) -> Result<i64, StoreError> {
@@ -448,8 +626,7 @@ impl ReconRepo for SqliteStore {
                 let mut stmt = c.prepare(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
                 while let Some(r) = rows.next()? {
-                    let o: String = r.get(0)?;
-                    let o = Outcome::parse(&o).ok_or_else(|| corrupt("recon_items.outcome", &o))?;
+                    let o = outcome_of(r.get(0)?)?;
                     found.insert(o, (r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.unwrap_or(0)));
                 }
             }
@@ -465,7 +642,7 @@ impl ReconRepo for SqliteStore {
         self.read(|c| {
             let Some((w, p)) = item_where(q, true) else { return Ok((Vec::new(), false)) };
             let sql = format!(
-                "SELECT {ITEM_COLS} FROM recon_items i LEFT JOIN clearing_files f ON f.id = i.clearing_file_id {w} ORDER BY i.id LIMIT {}",
+                "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id LIMIT {}",
                 limit + 1
             );
             let mut stmt = c.prepare_cached(&sql)?;
@@ -488,7 +665,7 @@ impl ReconRepo for SqliteStore {
         self.read(|c| {
             let Some((w, p)) = item_where(q, false) else { return Ok(0) };
             let sql = format!(
-                "SELECT {ITEM_COLS} FROM recon_items i LEFT JOIN clearing_files f ON f.id = i.clearing_file_id {w} ORDER BY i.id"
+                "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id"
             );
             let mut stmt = c.prepare(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
