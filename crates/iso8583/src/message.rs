@@ -785,17 +785,21 @@ fn read_nibbles(
     len: usize,
     data: &mut Vec<u8>,
 ) -> Result<(), FieldErrorKind> {
-    // Fast path: every nibble (pad included) is a decimal digit. Anything else (track
-    // separators, bad digits, bad pads) takes the careful path, which names the error.
+    // Fast path: every nibble (pad included) is a digit, or for track data a digit or the `D`
+    // separator. Anything else (bad digits, bad pads) takes the careful path, which names the
+    // error. A table lookup per nibble: 0 marks a nibble this format does not allow.
+    const N_TABLE: [u8; 16] = *b"0123456789\0\0\0\0\0\0";
+    const Z_TABLE: [u8; 16] = *b"0123456789\0\0\0D\0\0";
+    let table = if def.format == Format::Z { &Z_TABLE } else { &N_TABLE };
     let start = data.len();
     data.resize(start + raw.len() * 2, 0);
     let mut bad = false;
     if let Some(out) = data.get_mut(start..) {
         for (pair, &b) in out.chunks_exact_mut(2).zip(raw) {
-            let (hi, lo) = (b >> 4, b & 15);
-            bad |= (hi > 9) | (lo > 9);
-            pair[0] = b'0' + hi;
-            pair[1] = b'0' + lo;
+            let (hi, lo) = (table[usize::from(b >> 4)], table[usize::from(b & 15)]);
+            bad |= (hi == 0) | (lo == 0);
+            pair[0] = hi;
+            pair[1] = lo;
         }
     }
     if !bad {
