@@ -2,7 +2,8 @@
 //! on loopback, against a large store built by `store_bench`.
 //!
 //! `cargo run --release -p store --example store_bench -- 0 10000000 DIR` builds DIR, then
-//! `cargo run --release -p poslens --example http_bench -- DIR [REQUESTS]`.
+//! `cargo run --release -p poslens --example http_bench -- DIR [REQUESTS]`
+//! (`HTTP_BENCH_EXPORT_ONLY=1` runs the export alone).
 //! Prints p50/p99 for one merchant's one-day first page and a 30-day filtered page, and the
 //! p50/p99 of `POST /diagnose`, and the export rate and peak RSS for a CSV export of every row
 //! in a range (bank operator).
@@ -79,7 +80,10 @@ async fn main() {
         ("one-day first page", "/api/v1/transactions?from=2026-11-10&to=2026-11-10&limit=50".to_owned()),
         ("30-day filtered page", "/api/v1/transactions?from=2026-10-27&to=2026-11-25&status=approved&channel=card&limit=50".to_owned()),
     ];
-    for (name, q) in &queries {
+    // HTTP_BENCH_EXPORT_ONLY=1: only the export, in a fresh process, so its peak RSS is the
+    // export's own and not what earlier phases left in the allocator.
+    let export_only = std::env::var("HTTP_BENCH_EXPORT_ONLY").is_ok_and(|v| v == "1");
+    for (name, q) in queries.iter().filter(|_| !export_only) {
         let url = format!("{base}{q}");
         let mut rows = 0;
         for _ in 0..20 {
@@ -98,7 +102,7 @@ async fn main() {
         println!("{name}: {rows} rows/page, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", percentile(&times, 0.5), percentile(&times, 0.99), percentile(&times, 1.0));
     }
     // "Why can't I find it?": a description with a date and an amount, the common case.
-    {
+    if !export_only {
         let url = format!("{base}/api/v1/diagnose");
         let body = serde_json::json!({"expected": {"time": "2026-11-10", "amount": 12345, "card_last4": "0001"}});
         let mut times = Vec::with_capacity(requests);

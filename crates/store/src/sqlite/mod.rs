@@ -49,7 +49,7 @@ impl Default for StoreConfig {
             write_queue_depth: 1024,
             group_commit_max: 256,
             busy_timeout_ms: 5_000,
-            cache_kib: 64 * 1024,
+            cache_kib: 16 * 1024,
             writer_cache_kib: 512 * 1024,
         }
     }
