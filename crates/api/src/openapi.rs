@@ -91,6 +91,7 @@ pub async fn document() -> Json<Value> {
     });
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(crate::recon::openapi_paths());
+        paths.extend(findability_paths());
     }
     Json(doc)
 }
@@ -99,7 +100,7 @@ pub async fn document() -> Json<Value> {
 fn diagnose_path() -> Value {
     let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     json!({"post": {"summary": "为什么查不到这笔交易？ — diagnose a missing transaction",
-                "description": "Readers only. Looks only at the caller's own data: another merchant's RRN answers exactly like an unknown one. Bank roles name the merchant (query.merchant_id or expected.merchant_id). Clearing files and reconciliation are not consulted yet; `checked` says so (available: false).",
+                "description": "Readers only. Looks only at the caller's own data: another merchant's RRN answers exactly like an unknown one. Bank roles name the merchant (query.merchant_id or expected.merchant_id). It reads clearing-file arrival and the latest reconciliation run of each date in the window; `checked` lists everything looked at.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
                     "query": {"type": "object", "additionalProperties": false, "description": "the list query that came back empty or short, as GET /transactions takes it",
                         "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "basis": {"type": "string", "enum": ["txn_time", "settlement_date"]},
@@ -130,4 +131,47 @@ fn finding_schema() -> Value {
                     "evidence": {"type": "object"},
                     "next_step": {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}},
                     "transaction_ids": {"type": "array", "items": {"type": "string"}}}})
+}
+
+/// Announcements, tickets, the audit log and terminals' batch-upload discrepancies.
+fn findability_paths() -> serde_json::Map<String, Value> {
+    let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let announcement_body = json!({"content": {"application/json": {"schema": {"type": "object", "required": ["title"], "properties": {
+        "title": {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}},
+        "body": {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}},
+        "merchant_id": {"type": ["string", "null"], "description": "absent: every merchant"},
+        "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": ["string", "null"], "format": "date-time"},
+        "maintenance": {"type": "boolean"}, "affects": {"type": "array", "items": {"type": "string", "enum": ["query", "capture", "settlement"]}}}}}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}});
+    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}});
+    let mut m = serde_json::Map::new();
+    m.insert("/announcements".into(), json!({
+        "get": {"summary": "Announcements: merchants see theirs and everyone's; bank roles all", "parameters": [q("active", "true: only those in force now")],
+                "responses": {"200": {"description": "list"}}},
+        "post": {"summary": "Post an announcement or maintenance window (bank operator)", "requestBody": announcement_body.clone(),
+                 "responses": {"201": {"description": "created"}, "400": problem.clone(), "403": problem.clone()}}}));
+    m.insert("/announcements/{id}".into(), json!({"put": {"summary": "Edit (bank operator)", "parameters": [id.clone()], "requestBody": announcement_body,
+        "responses": {"200": {"description": "updated"}, "404": problem.clone()}}}));
+    m.insert("/announcements/{id}/end".into(), json!({"post": {"summary": "End now; kept for history (bank operator)", "parameters": [id.clone()],
+        "responses": {"200": {"description": "ended"}, "404": problem.clone()}}}));
+    m.insert("/tickets".into(), json!({
+        "get": {"summary": "Missing-transaction tickets: a merchant's own, or the bank's queue", "parameters": [q("status", "open|assigned|resolved"), q("limit", "1..500")],
+                "responses": {"200": {"description": "list"}}},
+        "post": {"summary": "Open a ticket with the question and its diagnosis (merchant users; Idempotency-Key honoured)",
+                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}}],
+                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["subject"], "properties": {
+                     "subject": {"type": "string"}, "expected": {"type": "object"}, "diagnosis": {"type": "object"}}}}}},
+                 "responses": {"201": {"description": "opened"}, "200": {"description": "already open under this key"}, "403": problem.clone()}}}));
+    m.insert("/tickets/{id}".into(), json!({"get": {"summary": "A ticket with its steps (foreign: 404)", "parameters": [id.clone()],
+        "responses": {"200": {"description": "ticket"}, "404": problem.clone()}}}));
+    m.insert("/tickets/{id}/{step}".into(), json!({"post": {"summary": "Bank steps: assign {assignee}, comments {text}, resolve {explanation, transaction_id}",
+        "parameters": [id, {"name": "step", "in": "path", "required": true, "schema": {"type": "string", "enum": ["assign", "comments", "resolve"]}}],
+        "responses": {"200": {"description": "ticket"}, "403": problem.clone(), "404": problem.clone(), "422": problem.clone()}}}));
+    m.insert("/audit".into(), json!({"get": {"summary": "The audit log (auditors)", "parameters": [q("actor", "exact"), q("action", "exact"),
+        q("from", "RFC 3339"), q("to", "RFC 3339"), q("before_id", "keyset: next_before_id of the previous page"), q("limit", "1..500")],
+        "responses": {"200": {"description": "events, newest first"}, "403": problem.clone()}}}));
+    m.insert("/terminals/discrepancies".into(), json!({"get": {"summary": "Items terminals' batch uploads reported that differ from the host", "parameters": [
+        q("merchant_id", "15 characters"), q("terminal_id", "8 characters"), q("limit", "1..500")],
+        "responses": {"200": {"description": "newest first"}, "404": problem}}}));
+    m
 }

@@ -57,4 +57,14 @@ async fn health_metrics_and_openapi_are_served() {
     let doc = w.call(Method::GET, "/api/v1/openapi.json", None, None).await.json();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/transactions"]["get"].is_object());
+    // Every route of the router is documented.
+    for path in [
+        "/auth/login", "/auth/logout", "/auth/me", "/transactions", "/transactions/export", "/transactions/{id}", "/settlements",
+        "/merchants", "/merchants/{id}", "/merchants/{id}/status", "/terminals", "/terminals/discrepancies", "/diagnose",
+        "/announcements", "/announcements/{id}", "/announcements/{id}/end", "/tickets", "/tickets/{id}", "/tickets/{id}/{step}",
+        "/audit", "/clearing/files", "/reconciliation/runs", "/reconciliation/runs/{id}", "/reconciliation/runs/{id}/items",
+        "/reconciliation/runs/{id}/items/export",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not in the OpenAPI document");
+    }
 }
