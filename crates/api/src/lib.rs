@@ -14,6 +14,7 @@ mod dto;
 pub mod error;
 mod export;
 mod findability;
+mod idempotency;
 pub mod ingest;
 mod metrics;
 mod openapi;
@@ -104,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics_text))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -23,6 +23,7 @@
 mod cardkey;
 mod error;
 mod findability;
+mod idempotency;
 mod model;
 mod repo;
 mod repo_recon;
@@ -35,6 +36,7 @@ pub use findability::{
     Affects, Announcement, AnnouncementRepo, NewAnnouncement, NewTicket, Resolution, Ticket, TicketEvent, TicketRepo,
     TicketStatus,
 };
+pub use idempotency::{IdempotencyRepo, StoredResponse, IDEMPOTENT_BODY_BYTES_MAX};
 pub use error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 pub use model::*;
 pub use repo_recon::*;

@@ -12,6 +12,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_findability.sql")),
     (4, include_str!("../../migrations/0004_orphan_reversal_index.sql")),
     (5, include_str!("../../migrations/0005_pos_discrepancies.sql")),
+    (6, include_str!("../../migrations/0006_idempotency.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -5,6 +5,7 @@ mod admin;
 mod chain;
 mod clearing;
 mod findability;
+mod idempotency;
 pub(crate) mod ids;
 mod migrations;
 mod pos;
