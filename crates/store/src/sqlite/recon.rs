@@ -119,9 +119,8 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
     let mut sql = String::from(
         "SELECT r.seq, r.received_at_us, r.merchant_id, r.terminal_id, r.batch_no, r.stan, r.rrn, r.auth_code, r.kind, \
          r.channel, r.card_bin, r.card_last4, r.amount_fen, r.currency, r.response_code, r.txn_time_us, \
-         r.settlement_date, r.original_seq, r.reversal, r.source, r.external_ref, s.status \
-         FROM txn_records r JOIN txn_status s ON s.seq = r.seq \
-         WHERE r.seq BETWEEN ?3 AND ?4 AND r.settlement_date BETWEEN ?1 AND ?2",
+         r.settlement_date, r.original_seq, r.reversal, r.source, r.external_ref \
+         FROM txn_records r WHERE r.seq BETWEEN ?3 AND ?4 AND r.settlement_date BETWEEN ?1 AND ?2",
     );
     if merchant.is_some() {
         sql.push_str(" AND r.merchant_id = ?5");
@@ -132,18 +131,34 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
         Some(m) => stmt.query(params![from, to, lo, hi, m.as_str()])?,
         None => stmt.query(params![from, to, lo, hi])?,
     };
+    // The status projection, merged by sequence (both in sequence order) rather than looked up
+    // record by record.
+    let mut status_stmt = c.prepare("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+    let mut statuses = status_stmt.query(params![lo, hi])?;
+    let mut status_row = statuses.next()?;
     let mut platform = Vec::new();
     let mut received_ms = Vec::new();
     let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
+        let status = loop {
+            match status_row {
+                Some(s) if s.get::<_, i64>(0)? < seq => status_row = statuses.next()?,
+                Some(s) if s.get::<_, i64>(0)? == seq => {
+                    let st = text(s, 1, "txn_status.status")?;
+                    break Some(TxnStatus::parse(st).map_err(|_| corrupt("txn_status.status", st))?);
+                }
+                _ => break None,
+            }
+        };
+        // A record without its projection is left out, as the join did.
+        let Some(status) = status else { continue };
         let received_us: i64 = r.get(1)?;
         let kind = text(r, 8, "txn_records.kind")?;
         let channel = text(r, 9, "txn_records.channel")?;
         let currency = text(r, 13, "txn_records.currency")?;
         let rc = text(r, 14, "txn_records.response_code")?;
         let source = text(r, 19, "txn_records.source")?;
-        let status = text(r, 21, "txn_status.status")?;
         let rec = PlatformRecord {
             id: PlatformId(seq),
             merchant: merchants.get(text(r, 2, "txn_records.merchant_id")?, "txn_records.merchant_id", MerchantId::parse)?,
@@ -159,7 +174,7 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
             channel: Channel::parse(channel).map_err(|_| corrupt("txn_records.channel", channel))?,
             approved: ResponseCode::parse(rc).map(|c| c.is_approved()).map_err(|_| corrupt("txn_records.response_code", rc))?,
             is_reversal: r.get::<_, i64>(18)? != 0,
-            status: TxnStatus::parse(status).map_err(|_| corrupt("txn_status.status", status))?,
+            status,
             amount: Amount::from_fen(r.get(12)?).map_err(|_| corrupt("txn_records.amount_fen", "?"))?,
             currency: Currency::parse(currency).map_err(|_| corrupt("txn_records.currency", currency))?,
             card: match (opt_text(r, 10, "txn_records.card_bin")?, opt_text(r, 11, "txn_records.card_last4")?) {
@@ -244,6 +259,13 @@ fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, me
         }
     }
     Ok(out)
+}
+
+/// With `POSLENS_RECON_TIMING` set, how long one side took to load (stderr).
+fn side_timing(side: &str, since: std::time::Instant, rows: usize) {
+    if std::env::var_os("POSLENS_RECON_TIMING").is_some() {
+        eprintln!("reconcile:   load {side} {:.3} s ({rows} rows)", since.elapsed().as_secs_f64());
+    }
 }
 
 /// What both sides' snapshots must agree on: the newest record, the newest file and how many
@@ -476,7 +498,9 @@ impl ReconRepo for SqliteStore {
                     self.read(|c| {
                         c.execute_batch("BEGIN")?;
                         let mark = snapshot_mark(c)?;
+                        let t = std::time::Instant::now();
                         let loaded = load_platform(c, from, to, merchant)?;
+                        side_timing("platform", t, loaded.0.len());
                         c.execute_batch("COMMIT")?;
                         Ok((mark, loaded))
                     })
@@ -484,8 +508,10 @@ impl ReconRepo for SqliteStore {
                 let cl = self.read(|c| {
                     c.execute_batch("BEGIN")?;
                     let mark = snapshot_mark(c)?;
+                    let t = std::time::Instant::now();
                     let files = live_files(c, from, to)?;
                     let rows = load_clearing(c, &files, from, to, merchant)?;
+                    side_timing("clearing", t, rows.len());
                     let mut stmt = c.prepare(
                         "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
                          AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
@@ -584,7 +610,10 @@ impl ReconRepo for SqliteStore {
             let _ = tx.send(ItemMsg::End);
         }
         drop(tx);
-        done.recv().map_err(|_| StoreError::WriterGone)?
+        let t = std::time::Instant::now();
+        let r = done.recv().map_err(|_| StoreError::WriterGone)?;
+        side_timing("save: waited for the writer after the last item", t, 0);
+        r
     }
 
     fn get_recon_run(&self, id: i64) -> Result<Option<ReconRun>, StoreError> {
