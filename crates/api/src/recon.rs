@@ -307,44 +307,70 @@ pub mod anyhow_free {
 /// The `--items` / export CSV header (PRODUCT.md).
 pub const ITEMS_CSV_HEADER: &str = "outcome,match_pass,merchant_id,terminal_id,batch_no,stan,rrn,external_ref,platform_amount,clearing_amount,platform_id,clearing_file,clearing_line";
 
-fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
-}
-
 /// One CSV line (with `\n`) of an item; `bank_fields` false blanks the clearing file and line.
 pub fn item_csv_line(i: &ReconItemRow, bank_fields: bool) -> String {
-    let o = |v: Option<String>| v.unwrap_or_default();
-    let fields = [
-        i.outcome.as_str().to_owned(),
-        o(i.match_pass.map(|p| p.as_str().to_owned())),
-        o(i.merchant_id.clone()),
-        o(i.terminal_id.clone()),
-        o(i.batch_no.map(|b| format!("{b:06}"))),
-        o(i.stan.map(|s| format!("{s:06}"))),
-        o(i.rrn.clone()),
-        o(i.external_ref.clone()),
-        o(i.platform_amount_fen.map(yuan)),
-        o(i.clearing_amount_fen.map(yuan)),
-        o(i.platform_id.clone()),
-        if bank_fields { o(i.clearing_file_name.clone()) } else { String::new() },
-        if bank_fields { o(i.clearing_line.map(|l| l.to_string())) } else { String::new() },
-    ];
     let mut line = String::with_capacity(160);
-    for (n, f) in fields.iter().enumerate() {
-        if n > 0 {
-            line.push(',');
-        }
+    push_item_csv_line(&mut line, i, bank_fields);
+    line
+}
+
+/// Appends [`item_csv_line`] to `out` without allocating per field (a run writes a million).
+pub fn push_item_csv_line(out: &mut String, i: &ReconItemRow, bank_fields: bool) {
+    use std::fmt::Write as _;
+    // Quoted when it holds a separator, a quote or a line break, or could start a formula.
+    fn field(out: &mut String, f: &str) {
         if f.contains([',', '"', '\n', '\r']) || f.starts_with(['=', '+', '-', '@']) {
-            line.push('"');
-            line.push_str(&f.replace('"', "\"\""));
-            line.push('"');
+            out.push('"');
+            for ch in f.chars() {
+                if ch == '"' {
+                    out.push('"');
+                }
+                out.push(ch);
+            }
+            out.push('"');
         } else {
-            line.push_str(f);
+            out.push_str(f);
         }
     }
-    line.push('\n');
-    line
+    fn opt(out: &mut String, f: Option<&str>) {
+        out.push(',');
+        if let Some(f) = f {
+            field(out, f);
+        }
+    }
+    fn six(out: &mut String, n: Option<u32>) {
+        out.push(',');
+        if let Some(n) = n {
+            let _ = write!(out, "{n:06}");
+        }
+    }
+    fn yuan(out: &mut String, fen: Option<i64>) {
+        out.push(',');
+        if let Some(fen) = fen {
+            // A negative amount starts with `-`: quoted, like any field that could be a formula.
+            let (q, sign) = if fen < 0 { ("\"", "-") } else { ("", "") };
+            let _ = write!(out, "{q}{sign}{}.{:02}{q}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100);
+        }
+    }
+    out.push_str(i.outcome.as_str());
+    opt(out, i.match_pass.map(|p| p.as_str()));
+    opt(out, i.merchant_id.as_deref());
+    opt(out, i.terminal_id.as_deref());
+    six(out, i.batch_no);
+    six(out, i.stan);
+    opt(out, i.rrn.as_deref());
+    opt(out, i.external_ref.as_deref());
+    yuan(out, i.platform_amount_fen);
+    yuan(out, i.clearing_amount_fen);
+    opt(out, i.platform_id.as_deref());
+    opt(out, if bank_fields { i.clearing_file_name.as_deref() } else { None });
+    out.push(',');
+    if bank_fields {
+        if let Some(l) = i.clearing_line {
+            let _ = write!(out, "{l}");
+        }
+    }
+    out.push('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -695,7 +721,7 @@ pub async fn export_items(State(state): State<AppState>, caller: Caller, Path(id
             tx.blocking_send(Ok(Bytes::from(b))).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
         };
         let r = store.export_recon_items(&q, &mut |item| {
-            buf.push_str(&item_csv_line(item, full));
+            push_item_csv_line(&mut buf, item, full);
             if buf.len() >= 64 * 1024 {
                 send(std::mem::take(&mut buf))?;
             }

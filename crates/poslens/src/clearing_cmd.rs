@@ -168,9 +168,14 @@ pub fn reconcile(data: &Path, a: ReconcileArgs) -> anyhow::Result<ExitCode> {
     spinner.set_message(format!("reconciling {date}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let started = std::time::Instant::now();
+    let mut line = String::with_capacity(256);
     let outcome = api::recon::run_reconciliation(&store, date, merchant.as_ref(), "cli", a.dry_run, &mut |item| {
         match items_out.as_mut() {
-            Some(w) => w.write_all(api::recon::item_csv_line(item, true).as_bytes()),
+            Some(w) => {
+                line.clear();
+                api::recon::push_item_csv_line(&mut line, item, true);
+                w.write_all(line.as_bytes())
+            }
             None => Ok(()),
         }
     })
