@@ -229,7 +229,7 @@ pub fn run_reconciliation(
                 io_error = Some(e);
             }
         }
-        row
+        row.without_platform_copies(i.platform)
     });
     let outcome = ReconcileOutcome {
         run_id: None,

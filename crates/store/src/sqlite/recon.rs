@@ -384,8 +384,11 @@ fn pass_of(code: i64) -> Result<MatchPass, StoreError> {
 const ITEM_FROM: &str = "recon_items i LEFT JOIN txn_records r ON r.seq = i.platform_seq \
      LEFT JOIN clearing_files f ON f.id = i.clearing_file_id";
 
-const ITEM_COLS: &str = "i.id, i.outcome, i.match_pass, i.merchant_id, i.terminal_id, i.batch_no, i.stan, i.rrn, i.external_ref, \
-     i.channel, i.txn_time_us, i.platform_seq, r.received_at_us, i.platform_amount_fen, i.clearing_amount_fen, \
+/// A field the platform record holds is read from the record (the item stores it only when the
+/// record has none, see `ReconItemRow::without_platform_copies`).
+const ITEM_COLS: &str = "i.id, i.outcome, i.match_pass, i.merchant_id, COALESCE(r.terminal_id, i.terminal_id), \
+     COALESCE(r.batch_no, i.batch_no), COALESCE(r.stan, i.stan), COALESCE(r.rrn, i.rrn), COALESCE(r.external_ref, i.external_ref), \
+     i.channel, COALESCE(r.txn_time_us, i.txn_time_us), i.platform_seq, r.received_at_us, i.platform_amount_fen, i.clearing_amount_fen, \
      i.clearing_fee_fen, i.clearing_file_id, f.name, i.clearing_line";
 
 fn item_row(r: &rusqlite::Row<'_>) -> Result<ReconItemRow, StoreError> {
@@ -436,7 +439,7 @@ fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite:
         if ts.is_empty() {
             return None;
         }
-        sql.push_str(&format!(" AND i.terminal_id IN ({})", vec!["?"; ts.len()].join(",")));
+        sql.push_str(&format!(" AND COALESCE(r.terminal_id, i.terminal_id) IN ({})", vec!["?"; ts.len()].join(",")));
         p.extend(ts.iter().map(|t| Value::Text(t.to_string())));
     }
     if paging {
@@ -650,7 +653,8 @@ impl ReconRepo for SqliteStore {
             let mut found: HashMap<Outcome, (u64, i64)> = HashMap::new();
             if let Some((w, p)) = item_where(&q, false) {
                 let sql = format!(
-                    "SELECT i.outcome, COUNT(*), SUM(COALESCE(i.platform_amount_fen, i.clearing_amount_fen, 0)) FROM recon_items i {w} GROUP BY i.outcome"
+                    "SELECT i.outcome, COUNT(*), SUM(COALESCE(i.platform_amount_fen, i.clearing_amount_fen, 0)) \
+                     FROM recon_items i LEFT JOIN txn_records r ON r.seq = i.platform_seq {w} GROUP BY i.outcome"
                 );
                 let mut stmt = c.prepare(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
