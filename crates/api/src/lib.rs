@@ -23,6 +23,7 @@ mod pos_sync;
 pub mod recon;
 mod routes;
 mod txns;
+mod users;
 mod xlsx;
 
 use std::sync::Arc;
@@ -93,6 +94,8 @@ pub fn app(state: AppState) -> Router {
         .route("/tickets/{id}", get(findability::get_ticket))
         .route("/tickets/{id}/{step}", post(findability::ticket_step))
         .route("/audit", get(findability::audit_log))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{username}/disable", post(users::disable))
         .route("/clearing/files", get(recon::list_files).post(recon::upload).layer(axum::extract::DefaultBodyLimit::max(recon::CLEARING_UPLOAD_BYTES_MAX)))
         .route("/reconciliation/runs", get(recon::list_runs).post(recon::start_run))
         .route("/reconciliation/runs/{id}", get(recon::get_run))

@@ -14,3 +14,4 @@ mod ingest;
 mod pos_sync;
 mod query;
 mod recon;
+mod users;
