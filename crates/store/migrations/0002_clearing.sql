@@ -39,8 +39,8 @@ CREATE TABLE clearing_rows (
     currency        TEXT NOT NULL,
     PRIMARY KEY (file_id, line)
 ) WITHOUT ROWID;
--- A run loads the rows of D-1..D+1.
-CREATE INDEX clearing_rows_by_date ON clearing_rows (settlement_date, file_id);
+-- No index by settlement date: a run finds the live files of D-1..D+1 in clearing_status and
+-- reads each by primary-key range (file order, no sort), so an import maintains one B-tree.
 
 -- Which files cover a (settlement date, channel), when they came and how many rows each gave:
 -- a channel with no live file for D is pending in D's run.
