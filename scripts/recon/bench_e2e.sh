@@ -5,14 +5,17 @@
 # `poslens reconcile`; each step timed with /usr/bin/time -v (wall time, peak RSS). Then the
 # DuckDB yardstick on the clearing-bench files, for comparison.
 #
-# Usage: scripts/recon/bench_e2e.sh [CASES] [OUT_DIR]    (defaults: 1000000, /tmp/recon-e2e)
+# Usage: [POSLENS_BIN=path] scripts/recon/bench_e2e.sh [CASES] [OUT_DIR]    (defaults: 1000000, /tmp/recon-e2e)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CASES=${1:-1000000}
 OUT=${2:-/tmp/recon-e2e}
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cargo build --release -p poslens --bin poslens --example recon-scenario-files
-BIN="$TARGET/release/poslens"
+# POSLENS_BIN=path: use that binary (and the scenario example already built) instead of building.
+if [ -z "${POSLENS_BIN:-}" ]; then
+  cargo build --release -p poslens --bin poslens --example recon-scenario-files
+fi
+BIN="${POSLENS_BIN:-$TARGET/release/poslens}"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 "$TARGET/release/examples/recon-scenario-files" "$OUT/files" "$CASES" 42
@@ -32,8 +35,17 @@ for f in "$OUT"/files/clearing-*.csv; do
   echo "$(basename "$f"): $(($(wc -l <"$f") - 1)) rows, $(du -m "$f" | cut -f1) MiB"
   timed "import-clearing-$(basename "$f" .csv)" "$BIN" --data "$DATA" import clearing "$f"
 done
+# POSLENS_RECON_TIMING: phase times (load per side, engine, items + save, free) on stderr.
+export POSLENS_RECON_TIMING=1
 timed reconcile "$BIN" --data "$DATA" reconcile --date 2026-11-25 --json --items "$OUT/items.csv"
+grep '^reconcile:' "$OUT/reconcile.time" | sed 's/^/    /'
 timed reconcile-dry-run "$BIN" --data "$DATA" reconcile --date 2026-11-25 --json --dry-run
+grep '^reconcile:' "$OUT/reconcile-dry-run.time" | sed 's/^/    /'
+unset POSLENS_RECON_TIMING
+secs() { grep 'Elapsed (wall clock)' "$1" | awk '{print $NF}' | awk -F: '{ if (NF == 3) print $1*3600+$2*60+$3; else print $1*60+$2 }'; }
+total=0
+for t in "$OUT"/import-clearing-*.time "$OUT/reconcile.time"; do total=$(echo "$total + $(secs "$t")" | bc -l); done
+echo "import clearing (all files) + reconcile --items: ${total} s wall"
 echo "expected: $(cat "$OUT/files/expected.json")"
 echo "got:      $(cat "$OUT/reconcile.out")"
 
