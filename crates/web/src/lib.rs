@@ -17,6 +17,8 @@
 #![allow(clippy::result_large_err)]
 
 mod bank;
+mod clearing;
+mod desk;
 mod format;
 mod i18n;
 mod pages;
@@ -67,6 +69,17 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("merchant.html", include_str!("../templates/merchant.html")),
     ("message.html", include_str!("../templates/message.html")),
+    ("tickets.html", include_str!("../templates/tickets.html")),
+    ("ticket.html", include_str!("../templates/ticket.html")),
+    (
+        "announcements.html",
+        include_str!("../templates/announcements.html"),
+    ),
+    ("clearing.html", include_str!("../templates/clearing.html")),
+    ("runs.html", include_str!("../templates/runs.html")),
+    ("run.html", include_str!("../templates/run.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("users.html", include_str!("../templates/users.html")),
 ];
 
 const CSS: &str = include_str!("../static/app.css");
@@ -106,6 +119,29 @@ pub fn routes(state: api::AppState) -> Router {
         .route("/bank/merchants", get(bank::merchants))
         .route("/bank/merchants/{id}", get(bank::merchant))
         .route("/bank/merchants/{id}/status", post(bank::set_status))
+        .route("/tickets", get(desk::tickets).post(pages::open_ticket))
+        .route("/tickets/{id}", get(desk::ticket))
+        .route("/tickets/{id}/{step}", post(desk::ticket_step))
+        .route(
+            "/bank/announcements",
+            get(desk::announcements).post(desk::save_announcement),
+        )
+        .route("/bank/announcements/{id}", post(desk::save_announcement_id))
+        .route("/bank/announcements/{id}/end", post(desk::end_announcement))
+        .route("/bank/audit", get(desk::audit))
+        .route("/users", get(desk::users).post(desk::create_user))
+        .route("/users/{username}/disable", post(desk::disable_user))
+        .route(
+            "/bank/clearing",
+            get(clearing::files).post(clearing::upload).layer(
+                axum::extract::DefaultBodyLimit::max(clearing::UPLOAD_BYTES_MAX),
+            ),
+        )
+        .route(
+            "/bank/reconciliation",
+            get(clearing::runs).post(clearing::start_run),
+        )
+        .route("/bank/reconciliation/{id}", get(clearing::run))
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
@@ -162,6 +198,24 @@ impl Web {
         path_and_query: &str,
         json: Option<&Value>,
     ) -> ApiAnswer {
+        let (ct, body) = match json {
+            Some(v) => (Some("application/json"), Body::from(v.to_string())),
+            None => (None, Body::empty()),
+        };
+        self.api_raw(method, token, path_and_query, ct, body, None)
+            .await
+    }
+
+    /// [`Web::api`] with any body and an optional `Idempotency-Key`.
+    pub(crate) async fn api_raw(
+        &self,
+        method: &str,
+        token: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: Body,
+        idempotency_key: Option<&str>,
+    ) -> ApiAnswer {
         let mut req = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -169,13 +223,12 @@ impl Web {
                 header::COOKIE,
                 format!("{}={token}", api::auth::SESSION_COOKIE),
             );
-        let body = match json {
-            Some(v) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
         let req = req
             .body(body)
             .expect("a request from parts that were checked");

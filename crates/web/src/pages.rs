@@ -22,7 +22,7 @@ const CHART_DAYS: i64 = 14;
 /// Days the settlements page shows when no range is given.
 const SETTLEMENT_DAYS_DEFAULT: i64 = 7;
 
-fn zone(viewer: &Viewer) -> Tz {
+pub(crate) fn zone(viewer: &Viewer) -> Tz {
     viewer
         .merchant
         .as_ref()
@@ -30,15 +30,15 @@ fn zone(viewer: &Viewer) -> Tz {
         .unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
-fn today(tz: Tz) -> NaiveDate {
+pub(crate) fn today(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn query_string(pairs: &[(String, String)]) -> String {
+pub(crate) fn query_string(pairs: &[(String, String)]) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         ser.append_pair(k, v);
@@ -60,7 +60,7 @@ fn merchant_only(web: &Web, viewer: &Viewer) -> Result<(), Response> {
     }
 }
 
-fn api_failure(web: &Web, viewer: &Viewer, a: &ApiAnswer) -> Response {
+pub(crate) fn api_failure(web: &Web, viewer: &Viewer, a: &ApiAnswer) -> Response {
     let status = match a.status {
         StatusCode::NOT_FOUND => StatusCode::NOT_FOUND,
         StatusCode::FORBIDDEN => StatusCode::FORBIDDEN,
@@ -79,7 +79,7 @@ fn label(lang: Lang, prefix: &str, word: &Value) -> String {
     }
 }
 
-fn txt(v: &Value) -> String {
+pub(crate) fn txt(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -115,7 +115,7 @@ fn txn_view(v: &Value, lang: Lang) -> Value {
 }
 
 /// A diagnosis finding (also list warnings and hints) in the page's language.
-fn finding_view(f: &Value, lang: Lang) -> Value {
+pub(crate) fn finding_view(f: &Value, lang: Lang) -> Value {
     let l = lang.as_str();
     let evidence: Vec<Value> = f["evidence"]
         .as_object()
@@ -141,7 +141,7 @@ fn finding_view(f: &Value, lang: Lang) -> Value {
     })
 }
 
-fn findings(list: &Value, lang: Lang) -> Vec<Value> {
+pub(crate) fn findings(list: &Value, lang: Lang) -> Vec<Value> {
     list.as_array()
         .map(|a| a.iter().map(|f| finding_view(f, lang)).collect())
         .unwrap_or_default()
@@ -692,23 +692,23 @@ pub async fn settlements(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Re
 #[derive(serde::Deserialize, Default)]
 pub struct DiagnoseForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
     #[serde(default)]
-    date: String,
+    pub(crate) date: String,
     #[serde(default)]
-    time: String,
+    pub(crate) time: String,
     #[serde(default)]
-    amount: String,
+    pub(crate) amount: String,
     #[serde(default)]
-    card_last4: String,
+    pub(crate) card_last4: String,
     #[serde(default)]
-    terminal_id: String,
+    pub(crate) terminal_id: String,
     #[serde(default)]
-    rrn: String,
+    pub(crate) rrn: String,
     #[serde(default)]
-    stan: String,
+    pub(crate) stan: String,
     #[serde(default)]
-    auth_code: String,
+    pub(crate) auth_code: String,
 }
 
 fn diagnose_ctx(viewer: &Viewer, f: &DiagnoseForm) -> Value {
@@ -720,6 +720,53 @@ fn diagnose_ctx(viewer: &Viewer, f: &DiagnoseForm) -> Value {
     ctx["checked"] = json!([]);
     ctx["timezone"] = json!(zone(viewer).name());
     ctx
+}
+
+/// The question of the form as the API's `expected`; `Err` names the message key of the
+/// problem.
+fn expected_of(
+    viewer: &Viewer,
+    f: &DiagnoseForm,
+) -> Result<serde_json::Map<String, Value>, &'static str> {
+    let tz = zone(viewer);
+    let mut expected = serde_json::Map::new();
+    let clip = |s: &str| s.trim().chars().take(FIELD_CHARS_MAX).collect::<String>();
+    // A date alone is a local date; with a time it is an instant in the merchant's zone.
+    let date = NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d").ok();
+    let time = NaiveTime::parse_from_str(f.time.trim(), "%H:%M").ok();
+    match (date, time) {
+        (Some(d), Some(tm)) => {
+            if let Some(at) = tz.from_local_datetime(&d.and_time(tm)).earliest() {
+                expected.insert("time".into(), json!(at.to_rfc3339()));
+            }
+        }
+        (Some(d), None) => {
+            expected.insert("time".into(), json!(d.to_string()));
+        }
+        _ => {}
+    }
+    if !f.amount.trim().is_empty() {
+        let fen = parse_yuan(&f.amount).ok_or("amount_invalid")?;
+        expected.insert("amount".into(), json!(fen));
+    }
+    for (k, v) in [
+        ("card_last4", &f.card_last4),
+        ("terminal_id", &f.terminal_id),
+        ("rrn", &f.rrn),
+        ("stan", &f.stan),
+        ("auth_code", &f.auth_code),
+    ] {
+        if !v.trim().is_empty() {
+            expected.insert(k.into(), json!(clip(v)));
+        }
+    }
+    if expected.is_empty() {
+        return Err("diagnose_need_something");
+    }
+    if let Some(m) = viewer.user.merchant_id.as_ref() {
+        expected.insert("merchant_id".into(), json!(m.as_str()));
+    }
+    Ok(expected)
 }
 
 pub async fn diagnose_form(State(web): State<Web>, viewer: Viewer) -> Response {
@@ -750,53 +797,14 @@ pub async fn diagnose(
         return r;
     }
     let lang = viewer.lang;
-    let tz = zone(&viewer);
     let mut ctx = diagnose_ctx(&viewer, &f);
-    let mut expected = serde_json::Map::new();
-    let clip = |s: &str| s.trim().chars().take(FIELD_CHARS_MAX).collect::<String>();
-    // A date alone is a local date; with a time it is an instant in the merchant's zone.
-    let date = NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d").ok();
-    let time = NaiveTime::parse_from_str(f.time.trim(), "%H:%M").ok();
-    match (date, time) {
-        (Some(d), Some(tm)) => {
-            if let Some(at) = tz.from_local_datetime(&d.and_time(tm)).earliest() {
-                expected.insert("time".into(), json!(at.to_rfc3339()));
-            }
+    let expected = match expected_of(&viewer, &f) {
+        Ok(e) => e,
+        Err(key) => {
+            ctx["error"] = json!(t(lang, key));
+            return web.render(StatusCode::BAD_REQUEST, "diagnose.html", lang, ctx);
         }
-        (Some(d), None) => {
-            expected.insert("time".into(), json!(d.to_string()));
-        }
-        _ => {}
-    }
-    if !f.amount.trim().is_empty() {
-        match parse_yuan(&f.amount) {
-            Some(fen) => {
-                expected.insert("amount".into(), json!(fen));
-            }
-            None => {
-                ctx["error"] = json!(t(lang, "amount_invalid"));
-                return web.render(StatusCode::BAD_REQUEST, "diagnose.html", lang, ctx);
-            }
-        }
-    }
-    for (k, v) in [
-        ("card_last4", &f.card_last4),
-        ("terminal_id", &f.terminal_id),
-        ("rrn", &f.rrn),
-        ("stan", &f.stan),
-        ("auth_code", &f.auth_code),
-    ] {
-        if !v.trim().is_empty() {
-            expected.insert(k.into(), json!(clip(v)));
-        }
-    }
-    if expected.is_empty() {
-        ctx["error"] = json!(t(lang, "diagnose_need_something"));
-        return web.render(StatusCode::BAD_REQUEST, "diagnose.html", lang, ctx);
-    }
-    if let Some(m) = viewer.user.merchant_id.as_ref() {
-        expected.insert("merchant_id".into(), json!(m.as_str()));
-    }
+    };
     let body = json!({"expected": expected});
     let a = web
         .api("POST", &viewer.token, "/api/v1/diagnose", Some(&body))
@@ -820,6 +828,80 @@ pub async fn diagnose(
             .collect::<Vec<_>>())
         .unwrap_or_default());
     web.render(StatusCode::OK, "diagnose.html", lang, ctx)
+}
+
+/// `POST /tickets` from the diagnosis page: asks the same question again, and opens a ticket
+/// with the question and the answer attached. The Idempotency-Key is derived from the user and
+/// the question, so a double click (or a second visit with the same question) opens one ticket.
+pub async fn open_ticket(
+    State(web): State<Web>,
+    viewer: Viewer,
+    Form(f): Form<DiagnoseForm>,
+) -> Response {
+    if !viewer.is_merchant() {
+        return view::message(&web, viewer.lang, Some(&viewer), StatusCode::FORBIDDEN);
+    }
+    if let Err(r) = viewer.check_csrf(&web, &f.csrf) {
+        return r;
+    }
+    let lang = viewer.lang;
+    let expected = match expected_of(&viewer, &f) {
+        Ok(e) => e,
+        Err(key) => {
+            let mut ctx = diagnose_ctx(&viewer, &f);
+            ctx["error"] = json!(t(lang, key));
+            return web.render(StatusCode::BAD_REQUEST, "diagnose.html", lang, ctx);
+        }
+    };
+    let question = json!({"expected": expected});
+    let diagnosis = web
+        .api("POST", &viewer.token, "/api/v1/diagnose", Some(&question))
+        .await;
+    if !diagnosis.ok() {
+        return api_failure(&web, &viewer, &diagnosis);
+    }
+    let mut subject = vec![t(lang, "ticket_subject")];
+    for (label, v) in [
+        ("", f.date.trim().to_owned()),
+        ("", f.time.trim().to_owned()),
+        ("", parse_yuan(&f.amount).map(yuan).unwrap_or_default()),
+        ("RRN ", f.rrn.trim().to_owned()),
+        ("STAN ", f.stan.trim().to_owned()),
+        ("*", f.card_last4.trim().to_owned()),
+        ("", f.terminal_id.trim().to_owned()),
+        ("", f.auth_code.trim().to_owned()),
+    ] {
+        if !v.is_empty() {
+            subject.push(format!("{label}{}", v.chars().take(FIELD_CHARS_MAX).collect::<String>()));
+        }
+    }
+    let body = json!({
+        "subject": subject.join(" "),
+        "expected": expected,
+        "diagnosis": diagnosis.body,
+    });
+    let key = {
+        use sha2::{Digest, Sha256};
+        let canonical = format!("web-ticket\0{}\0{}", viewer.user.username, Value::Object(expected));
+        format!("web-{}", hex::encode(&Sha256::digest(canonical.as_bytes())[..16]))
+    };
+    let a = web
+        .api_raw(
+            "POST",
+            &viewer.token,
+            "/api/v1/tickets",
+            Some("application/json"),
+            axum::body::Body::from(body.to_string()),
+            Some(&key),
+        )
+        .await;
+    if !a.ok() {
+        return api_failure(&web, &viewer, &a);
+    }
+    let id = a.body["id"].as_i64().unwrap_or(0);
+    axum::response::IntoResponse::into_response(axum::response::Redirect::to(&format!(
+        "/tickets/{id}?opened=1"
+    )))
 }
 
 #[cfg(test)]

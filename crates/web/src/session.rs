@@ -38,6 +38,8 @@ pub struct Viewer {
     pub merchant: Option<Merchant>,
     /// This request's path and query (for the language switch).
     pub path: String,
+    /// Active announcements for a merchant user (the API's JSON), shown on every page.
+    pub notices: Vec<serde_json::Value>,
 }
 
 impl Viewer {
@@ -117,13 +119,26 @@ impl FromRequestParts<Web> for Viewer {
         )
         .await;
         match found {
-            Ok(Ok(Some((user, merchant)))) => Ok(Viewer {
-                user,
-                token,
-                lang,
-                merchant,
-                path,
-            }),
+            Ok(Ok(Some((user, merchant)))) => {
+                // The bank's notices reach merchants through the API's own rules (global ones
+                // and those for this merchant, active now).
+                let notices = if user.role.is_merchant() {
+                    let a = web
+                        .api("GET", &token, "/api/v1/announcements?active=true", None)
+                        .await;
+                    a.body["data"].as_array().cloned().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                Ok(Viewer {
+                    user,
+                    token,
+                    lang,
+                    merchant,
+                    path,
+                    notices,
+                })
+            }
             Ok(Ok(None)) => Err(to_login()),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "reading the session failed");

@@ -23,9 +23,22 @@ pub fn frame(viewer: &Viewer, active: &str) -> Value {
             ("/settlements", "nav_settlements"),
         ]);
         nav.push(("/diagnose", "nav_diagnose"));
+        nav.push(("/tickets", "nav_tickets"));
     }
     if matches!(role, Role::BankOperator | Role::Auditor) {
-        nav.push(("/bank/merchants", "nav_merchants"));
+        nav.extend([
+            ("/bank/merchants", "nav_merchants"),
+            ("/tickets", "nav_tickets"),
+            ("/bank/announcements", "nav_announcements"),
+            ("/bank/clearing", "nav_clearing"),
+            ("/bank/reconciliation", "nav_reconciliation"),
+        ]);
+    }
+    if role == Role::Auditor {
+        nav.push(("/bank/audit", "nav_audit"));
+    }
+    if matches!(role, Role::MerchantAdmin | Role::Admin) {
+        nav.push(("/users", "nav_users"));
     }
     let nav: Vec<Value> = nav
         .into_iter()
@@ -40,6 +53,8 @@ pub fn frame(viewer: &Viewer, active: &str) -> Value {
             "timezone": m.clock.tz.name(),
         })
     });
+    let tz = viewer.merchant.as_ref().map(|m| m.clock.tz).unwrap_or(chrono_tz::Asia::Shanghai);
+    let notices: Vec<Value> = viewer.notices.iter().map(|a| notice_view(a, lang, tz)).collect();
     let back: String = form_urlencoded::byte_serialize(viewer.path.as_bytes()).collect();
     json!({
         "user": {"username": viewer.user.username, "role": t(lang, &format!("role_{}", role.as_str()))},
@@ -49,6 +64,34 @@ pub fn frame(viewer: &Viewer, active: &str) -> Value {
         "csrf": viewer.csrf(),
         "lang_switch": format!("/lang?to={}&back={back}", lang.other().as_str()),
         "banner": banner,
+        "notices": notices,
+    })
+}
+
+/// An RFC 3339 instant of the API as wall-clock time in `tz` (`2026-01-05 23:00`).
+pub fn at_zone(v: &Value, tz: chrono_tz::Tz) -> String {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// An announcement of the API in the page's language, its window in `tz`.
+pub fn notice_view(a: &Value, lang: Lang, tz: chrono_tz::Tz) -> Value {
+    let l = lang.as_str();
+    let affects: Vec<String> = a["affects"]
+        .as_array()
+        .map(|x| x.iter().filter_map(Value::as_str).map(|w| t(lang, &format!("affects_{w}"))).collect())
+        .unwrap_or_default();
+    json!({
+        "id": a["id"],
+        "title": a["title"][l].as_str().unwrap_or(""),
+        "body": a["body"][l].as_str().unwrap_or(""),
+        "maintenance": a["maintenance"].as_bool().unwrap_or(false),
+        "starts_at": at_zone(&a["starts_at"], tz),
+        "ends_at": at_zone(&a["ends_at"], tz),
+        "affects": affects.join(t(lang, "list_sep").as_str()),
+        "timezone": tz.name(),
     })
 }
 
@@ -80,7 +123,7 @@ pub fn message_text(
     let mut ctx = match viewer {
         Some(v) => frame(v, ""),
         None => {
-            json!({"user": null, "brand": t(lang, "brand"), "merchant_name": null, "nav": [], "csrf": "", "banner": null,
+            json!({"user": null, "brand": t(lang, "brand"), "merchant_name": null, "nav": [], "csrf": "", "banner": null, "notices": [],
                        "lang_switch": format!("/lang?to={}&back=/", lang.other().as_str())})
         }
     };
