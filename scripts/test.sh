@@ -10,7 +10,8 @@ fi
 # Headless Chromium and chromedriver for the web portal's browser tests (crates/web), and a
 # CJK font so screenshots show Chinese rather than boxes.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
-  apt-get update && apt-get install -y chromium chromium-driver fonts-wqy-microhei
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei
 fi
 
 # Python peers for interop tests (pyiso8583), in the repo's own virtual environment.
