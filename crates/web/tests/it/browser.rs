@@ -160,6 +160,15 @@ impl B {
         self.c.set_window_size(self.width, base_h).await.unwrap();
     }
 
+    /// Screenshots of the current page at 1280 and 375 px; the window is left at 1280.
+    async fn shots(&mut self, name: &str) {
+        self.resize(1280).await;
+        self.shot(name).await;
+        self.resize(375).await;
+        self.shot(name).await;
+        self.resize(1280).await;
+    }
+
     /// Signs in with the keyboard only: type, Tab to the password, Enter to submit.
     async fn login(&self, user: &str) {
         self.go("/login").await;
@@ -363,6 +372,13 @@ async fn browser_merchant_and_bank_journeys() {
         b.text("#findings").await
     );
     b.shot("diagnose").await;
+    // Still missing: one click opens a ticket with the question and the findings attached.
+    b.click("#open-ticket").await;
+    b.wait_for("#ticket-status").await;
+    assert_eq!(b.text("#ticket-status").await, "待处理");
+    assert!(b.has("#ticket-findings li[data-code=REVERSED]").await);
+    let ticket_path = b.path().await.split('?').next().unwrap().to_owned();
+    b.shots("ticket").await;
 
     // The language switch, remembered across pages; then back to Chinese.
     b.go("/transactions?quick=7d").await;
@@ -435,6 +451,42 @@ async fn browser_merchant_and_bank_journeys() {
     b.shot("bank-merchant").await;
     b.go("/bank/merchants").await;
     b.shot("bank-merchants").await;
+    b.resize(1280).await;
+
+    // The bank's ticket queue: the merchant's ticket, resolved with an explanation.
+    b.go("/tickets").await;
+    b.wait_for("#tickets").await;
+    b.shots("bank-tickets").await;
+    b.click(&format!("a[href='{ticket_path}']")).await;
+    b.wait_for("#resolve-form").await;
+    b.shots("bank-ticket").await;
+    b.fill("#explanation", "该笔交易因终端超时已自动冲正，未扣款。").await;
+    b.click("#resolve-submit").await;
+    b.wait_for("#answer").await;
+    assert_eq!(b.text("#ticket-status").await, "已解决");
+
+    // A maintenance announcement, typed with the keyboard and saved.
+    b.go("/bank/announcements").await;
+    b.fill("#title_zh", "今晚系统维护").await;
+    b.fill("#title_en", "Maintenance tonight").await;
+    b.fill("#body_zh", "23:00 至次日 01:00 暂停查询").await;
+    b.fill("#body_en", "Queries paused 23:00-01:00").await;
+    b.click("input[name=affects_query]").await;
+    b.click("#announcement-submit").await;
+    b.wait_for("#notice").await;
+    assert!(b.text("#announcements").await.contains("今晚系统维护"));
+    b.shots("bank-announcements").await;
+    b.go("/bank/clearing").await;
+    b.shots("bank-clearing").await;
+    b.go("/bank/reconciliation").await;
+    b.shots("bank-reconciliation").await;
+    b.logout().await;
+
+    // An auditor reads the audit log.
+    b.login("auditor").await;
+    b.go("/bank/audit?action=ticket_resolve").await;
+    assert!(b.text("#audit").await.contains("user:bank"));
+    b.shots("bank-audit").await;
     b.logout().await;
 
     // The merchant then sees the notice on every page.
@@ -446,13 +498,25 @@ async fn browser_merchant_and_bank_journeys() {
         "{banner}"
     );
     assert_eq!(b.text("#account-status").await, "已冻结");
+    assert!(b.text("#notices").await.contains("今晚系统维护"));
     b.shot("dashboard-frozen").await;
     b.resize(375).await;
     b.shot("dashboard-frozen").await;
+    // The bank's answer on the merchant's ticket.
+    b.resize(1280).await;
+    b.go("/tickets").await;
+    b.wait_for("#tickets").await;
+    b.shots("tickets").await;
+    b.go(&ticket_path).await;
+    assert!(b.text("#answer").await.contains("未扣款"));
+    assert!(b.text("#ticket-history").await.contains("已解决"));
+    b.shots("ticket-resolved").await;
+    b.go("/users").await;
+    b.shots("users").await;
 
     b.c.close().await.unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(60),
+        started.elapsed() < Duration::from_secs(90),
         "browser journeys took {:?}",
         started.elapsed()
     );
