@@ -160,6 +160,12 @@ impl B {
         self.c.set_window_size(self.width, base_h).await.unwrap();
     }
 
+    /// The top of the page only, as a phone shows it first (`{name}-top-{width}.png`).
+    async fn shot_top(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(shots_dir().join(format!("{name}-top-{}.png", self.width)), png).unwrap();
+    }
+
     /// Screenshots of the current page at 1280 and 375 px; the window is left at 1280.
     async fn shots(&mut self, name: &str) {
         self.resize(1280).await;
@@ -410,7 +416,20 @@ async fn browser_merchant_and_bank_journeys() {
     ] {
         b.go(path).await;
         b.shot(name).await;
+        b.shot_top(name).await;
     }
+    // The export links sit with the searched range, above the first row, on a phone too.
+    b.go("/transactions?quick=7d").await;
+    let export_y = b
+        .js("return document.getElementById('export-csv').getBoundingClientRect().top")
+        .await;
+    let first_row_y = b
+        .js("return document.querySelector('#txn-table tbody tr').getBoundingClientRect().top")
+        .await;
+    assert!(
+        export_y.as_f64().unwrap() < first_row_y.as_f64().unwrap(),
+        "export links at {export_y}, first row at {first_row_y}"
+    );
     b.go(&format!("/transactions?quick=7d&rrn={REVERSED_RRN}"))
         .await;
     b.click("#txn-table .detail-link").await;
@@ -460,6 +479,9 @@ async fn browser_merchant_and_bank_journeys() {
     b.click(&format!("a[href='{ticket_path}']")).await;
     b.wait_for("#resolve-form").await;
     b.shots("bank-ticket").await;
+    b.resize(375).await;
+    b.shot_top("bank-ticket").await;
+    b.resize(1280).await;
     b.fill("#explanation", "该笔交易因终端超时已自动冲正，未扣款。").await;
     b.click("#resolve-submit").await;
     b.wait_for("#answer").await;
