@@ -165,7 +165,8 @@ async fn ticket_page(
                         ("time", Value::String(s)) if s.contains('T') => at_zone(x, tz),
                         _ => txt(x),
                     };
-                    json!({"key": t(lang, &format!("expected_{k}")), "value": value})
+                    let key = if k == "time" { "time".to_owned() } else { format!("expected_{k}") };
+                    json!({"key": t(lang, &key), "value": value})
                 })
                 .collect()
         })
