@@ -6,8 +6,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
-use domain::{Amount, MerchantClock, MerchantId, MerchantStatus, Role, Secret, TerminalId};
-use store::{BulkLine, BulkOptions, IngestObject, MerchantRepo, NewMerchant, NewTerminal, NewUser, Scope, TerminalRepo, TxnRepo, UserRepo};
+use domain::{Amount, BatchNo, MerchantClock, MerchantId, MerchantStatus, Role, Secret, TerminalId};
+use store::{
+    BulkLine, BulkOptions, IngestObject, MerchantRepo, NewMerchant, NewTerminal, NewUser, Scope, TerminalRepo, TerminalSync, TxnRepo,
+    UserRepo,
+};
 
 use crate::demo_data::{shanghai_today, DemoTxn, Generator, MERCHANTS};
 
@@ -105,6 +108,28 @@ pub fn seed(store: &store::SqliteStore, card_key: &domain::CardKey) -> anyhow::R
         .bulk_ingest(&mut lines, card_key, domain::Source::Iso8583, BulkOptions::default(), &mut |_| {})
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("storing the generated transactions")?;
+    // Each terminal settled its last generated batch and opens the next one, so a terminal
+    // (or `terminal-sim`) signing on continues from there instead of reusing old batch/STANs.
+    let mut last: std::collections::BTreeMap<(String, String), (u32, chrono::DateTime<Utc>)> = std::collections::BTreeMap::new();
+    for t in &txns {
+        if let (Some(tid), Some(batch)) = (&t.terminal_id, &t.batch_no) {
+            let b: u32 = batch.parse().unwrap_or(0);
+            let e = last.entry((t.merchant_id.clone(), tid.clone())).or_insert((b, t.txn_time));
+            *e = (e.0.max(b), e.1.max(t.txn_time));
+        }
+    }
+    for ((mid, tid), (batch, at)) in last {
+        store.update_terminal_sync(
+            &MerchantId::parse(&mid)?,
+            &TerminalId::parse(&tid)?,
+            &TerminalSync {
+                open_batch: Some(BatchNo::new(batch)?.next()),
+                last_seen_at: Some(at),
+                last_sign_on_at: Some(at),
+                last_settlement: Some((at, "balanced".into())),
+            },
+        )?;
+    }
     for m in MERCHANTS.iter().filter(|m| m.frozen) {
         store.set_merchant_status(&MerchantId::parse(m.id)?, MerchantStatus::Frozen, "风险核查中 / under risk review", "demo", Utc::now())?;
     }

@@ -243,6 +243,18 @@ fn demo_serves_generated_data_and_reuses_it() {
     for s in ["approved", "declined", "voided"] {
         assert!(by_status[s]["count"].as_u64().unwrap_or(0) > 0, "demo has {s} transactions: {by_status}");
     }
+    // A terminal signing on continues after the generated batches: the simulator's purchases
+    // are all approved (no 94 from reused batch/STAN keys) and its settlement balances.
+    let pos_line = std::iter::from_fn(|| server.lines.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|l| l.contains("POS front end"))
+        .expect("the demo prints the POS address");
+    let pos_addr = pos_line.split_whitespace().nth(3).unwrap().to_owned();
+    let sim = Command::new(BIN)
+        .args(["terminal-sim", "--addr", &pos_addr, "--count", "60", "--concurrency", "3", "--mix", "purchase:100", "--settle"])
+        .output()
+        .unwrap();
+    let sim_out = String::from_utf8_lossy(&sim.stdout);
+    assert!(sim_out.contains("approved 60  declined 0  errors 0") && sim_out.contains("3 balanced"), "{sim_out}");
     for user in ["demo-staff", "demo-bank", "demo-auditor", "demo-admin"] {
         login(&base, user, "poslens-demo");
     }
