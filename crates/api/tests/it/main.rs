@@ -9,6 +9,7 @@ mod bad_input;
 mod diagnose;
 mod export;
 mod findability;
+mod hostile;
 mod idempotency;
 mod ingest;
 mod pos_sync;
