@@ -161,7 +161,11 @@ pub struct ReconInputData {
 impl ReconInputData {
     /// The opaque transaction id (as the API shows it) of a platform record.
     pub fn txn_id(&self, id: recon::PlatformId) -> Option<String> {
-        // `platform` is in sequence order.
+        // Batch-upload items (negative ids) are not transaction records: no id.
+        if id.0 < 0 {
+            return None;
+        }
+        // `platform` is in id order.
         let i = self.platform.binary_search_by_key(&id, |p| p.id).ok()?;
         Some(crate::sqlite::ids::encode(*self.received_ms.get(i)?, id.0))
     }
@@ -241,7 +245,8 @@ impl ReconItemRow {
     /// (append-only) record; what came from the clearing row because the record had none stays.
     /// A run of a million items writes a third fewer bytes.
     pub fn without_platform_copies(mut self, platform: Option<&PlatformRecord>) -> ReconItemRow {
-        if let Some(p) = platform {
+        // A batch-upload item (negative id) has no record to read the fields back from.
+        if let Some(p) = platform.filter(|p| p.id.0 > 0) {
             if p.terminal.is_some() {
                 self.terminal_id = None;
             }

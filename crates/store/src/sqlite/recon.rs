@@ -533,7 +533,15 @@ impl ReconRepo for SqliteStore {
                 });
                 (p, cl)
             });
-            let (pmark, (platform, received_ms)) = platform?;
+            let (pmark, (mut platform, mut received_ms)) = platform?;
+            // What terminals reported in batch uploads and the host never had joins the same
+            // run as its own source (`batch_upload`), ahead of the records (negative ids keep
+            // the list in id order).
+            let uploaded = self.read(|c| load_batch_upload_items(c, from, to, merchant, &platform))?;
+            if !uploaded.is_empty() {
+                received_ms.splice(0..0, std::iter::repeat_n(0, uploaded.len()));
+                platform.splice(0..0, uploaded);
+            }
             let (cmark, files, clearing, channels) = clearing?;
             if pmark != cmark && attempts < 5 {
                 continue;
@@ -713,4 +721,72 @@ impl ReconRepo for SqliteStore {
             Ok(n)
         })
     }
+}
+
+/// Terminal-only batch-upload items of settlement dates `from..=to` as platform records of
+/// source `batch_upload`, id = minus the discrepancy's id. An item whose (terminal, batch, STAN)
+/// the host has since recorded is left out: the record itself reconciles.
+fn load_batch_upload_items(
+    c: &Connection,
+    from: i64,
+    to: i64,
+    merchant: Option<&MerchantId>,
+    platform: &[PlatformRecord],
+) -> Result<Vec<PlatformRecord>, StoreError> {
+    use std::collections::HashSet;
+    let have: HashSet<(&str, &str, u32, u32)> = platform
+        .iter()
+        .filter_map(|p| Some((p.merchant.as_str(), p.terminal.as_ref()?.as_str(), p.batch?.get(), p.stan?.get())))
+        .collect();
+    let mut stmt = c.prepare(
+        "SELECT d.id, d.merchant_id, d.terminal_id, d.batch_no, d.stan, d.terminal_amount_fen, d.card_bin, d.card_last4, \
+         d.recorded_at_us, m.timezone, m.cutoff FROM pos_discrepancies d JOIN merchants m ON m.merchant_id = d.merchant_id \
+         WHERE d.kind = 'terminal_only' AND (?1 IS NULL OR d.merchant_id = ?1) ORDER BY d.id DESC",
+    )?;
+    let mut out = Vec::new();
+    let mut rows = stmt.query([merchant.map(|m| m.as_str())])?;
+    while let Some(r) = rows.next()? {
+        let (id, mid, tid, batch, stan, amount): (i64, String, String, i64, Option<i64>, Option<i64>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+        let (Some(stan), Some(amount)) = (stan, amount) else { continue };
+        let (bin, last4): (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
+        let (recorded_us, tz, cutoff): (i64, String, String) = (r.get(8)?, r.get(9)?, r.get(10)?);
+        let clock = domain::MerchantClock::new(&tz, &cutoff).map_err(|_| corrupt("merchants.timezone", &tz))?;
+        let at = from_us(recorded_us);
+        let settlement_date = clock.settlement_date(at, Channel::Card);
+        let d = date_to_int(settlement_date);
+        if d < from || d > to {
+            continue;
+        }
+        let (Ok(batch32), Ok(stan32)) = (u32::try_from(batch), u32::try_from(stan)) else { continue };
+        if have.contains(&(mid.as_str(), tid.as_str(), batch32, stan32)) {
+            continue;
+        }
+        let bad = |col: &'static str, v: String| corrupt(col, v);
+        out.push(PlatformRecord {
+            id: PlatformId(-id),
+            merchant: MerchantId::parse(&mid).map_err(|_| bad("pos_discrepancies.merchant_id", mid.clone()))?,
+            terminal: Some(TerminalId::parse(&tid).map_err(|_| bad("pos_discrepancies.terminal_id", tid.clone()))?),
+            batch: Some(BatchNo::new(batch32).map_err(|_| bad("pos_discrepancies.batch_no", batch.to_string()))?),
+            stan: Some(Stan::new(stan32).map_err(|_| bad("pos_discrepancies.stan", stan.to_string()))?),
+            rrn: None,
+            auth_code: None,
+            kind: TxnKind::Purchase,
+            channel: Channel::Card,
+            approved: true,
+            is_reversal: false,
+            status: TxnStatus::Approved,
+            amount: Amount::from_fen(amount).map_err(|_| bad("pos_discrepancies.terminal_amount_fen", amount.to_string()))?,
+            currency: Currency::CNY,
+            card: bin.as_deref().zip(last4.as_deref()).and_then(|(b, l)| MaskedCard::new(b, l)),
+            txn_time: at,
+            settlement_date,
+            external_ref: None,
+            original_id: None,
+            source: domain::Source::BatchUpload,
+        });
+    }
+    // Ascending ids (most negative first), like the records they precede.
+    out.sort_by_key(|p| p.id);
+    Ok(out)
 }

@@ -149,3 +149,42 @@ fn a_run_is_recorded_with_items_paged_by_outcome_and_scoped_to_a_merchant() {
         .unwrap();
     assert_eq!(exported, 4);
 }
+
+#[test]
+fn batch_upload_items_the_host_lacked_reconcile_as_their_own_source() {
+    let f = fixture();
+    let time = "2026-11-25T10:00:00+08:00";
+    ingest_ok(&f.store, vec![purchase(1, 1000, time)]);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00+08:00").unwrap().with_timezone(&chrono::Utc);
+    let item = |stan: u32, amount: i64| NewPosDiscrepancy {
+        merchant_id: mid(M1),
+        terminal_id: tid(T1),
+        batch_no: 1,
+        stan: Some(stan),
+        kind: PosDiscrepancyKind::TerminalOnly,
+        terminal_amount_fen: Some(amount),
+        host_amount_fen: None,
+        card_bin: Some("622202".into()),
+        card_last4: Some("0123".into()),
+        txn_seq: None,
+        detail: None,
+        recorded_at: at,
+    };
+    // Stan 7: the terminal has it, the host did not, the bank settled it. Stan 8: only the
+    // terminal has it. Stan 1: reported too, but the host has its own record of it.
+    f.store.record_discrepancies(vec![item(7, 7000), item(8, 8000), item(1, 1000)]).unwrap();
+    import(&f.store, "bu", false, vec![row(2, M1, 1, 1000), row(3, M1, 7, 7000)]).unwrap();
+    let input = f.store.load_recon_input(day(), None).unwrap();
+    let uploaded: Vec<_> = input.platform.iter().filter(|p| p.source == domain::Source::BatchUpload).collect();
+    assert_eq!(uploaded.iter().map(|p| p.stan.unwrap().get()).collect::<Vec<_>>(), vec![8, 7], "stan 1 is the host's own record");
+    let id = run(&f.store);
+    let r = f.store.get_recon_run(id).unwrap().unwrap();
+    let count = |o: Outcome| r.totals.iter().find(|t| t.0 == o).unwrap().1;
+    assert_eq!([Outcome::Matched, Outcome::MissingInClearing, Outcome::MissingInPlatform].map(count), [2, 1, 0]);
+    let (missing, _) = f
+        .store
+        .list_recon_items(&ReconItemQuery { run_id: id, outcome: Some(Outcome::MissingInClearing), scope: Scope::all(), after_id: None, limit: 10 })
+        .unwrap();
+    // The uploaded item keeps its own identifiers (there is no record to read them from).
+    assert_eq!((missing[0].terminal_id.as_deref(), missing[0].stan, missing[0].platform_id.as_deref()), (Some(T1), Some(8), None));
+}
