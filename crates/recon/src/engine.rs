@@ -316,12 +316,16 @@ fn pair_rank(pass: MatchPass, m: &Meta, record: &PlatformRecord, row: &ClearingR
     })
 }
 
-fn merchant_bits(m: &domain::MerchantId) -> u128 {
+/// Up to 16 ASCII bytes packed into an integer key (ids are at most 15 characters).
+fn pack16(s: &str) -> u128 {
     let mut b = [0u8; 16];
-    let s = m.as_str().as_bytes();
     let n = s.len().min(16);
-    b[..n].copy_from_slice(&s[..n]);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
     u128::from_le_bytes(b)
+}
+
+fn merchant_bits(m: &domain::MerchantId) -> u128 {
+    pack16(m.as_str())
 }
 
 fn terminal_bits(t: &domain::TerminalId) -> u64 {
@@ -333,11 +337,7 @@ fn terminal_bits(t: &domain::TerminalId) -> u64 {
 }
 
 fn rrn_bits(r: &domain::Rrn) -> u128 {
-    let mut b = [0u8; 16];
-    let s = r.as_str().as_bytes();
-    let n = s.len().min(16);
-    b[..n].copy_from_slice(&s[..n]);
-    u128::from_le_bytes(b)
+    pack16(r.as_str())
 }
 
 fn external_ref_bits(s: &str) -> u128 {

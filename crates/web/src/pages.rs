@@ -690,24 +690,16 @@ pub async fn settlements(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Re
 // "找不到交易？"
 
 #[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub struct DiagnoseForm {
-    #[serde(default)]
     pub(crate) csrf: String,
-    #[serde(default)]
     pub(crate) date: String,
-    #[serde(default)]
     pub(crate) time: String,
-    #[serde(default)]
     pub(crate) amount: String,
-    #[serde(default)]
     pub(crate) card_last4: String,
-    #[serde(default)]
     pub(crate) terminal_id: String,
-    #[serde(default)]
     pub(crate) rrn: String,
-    #[serde(default)]
     pub(crate) stan: String,
-    #[serde(default)]
     pub(crate) auth_code: String,
 }
 
