@@ -6,21 +6,23 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Amount, AuthCode, BatchNo, CardKey, CardSummary, Channel, Currency, MerchantClock, MerchantId, MerchantStatus,
-    ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind, TxnStatus,
+    Amount, AuthCode, BatchNo, CardKey, CardSummary, Channel, Currency, MerchantClock, MerchantId,
+    MerchantStatus, ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind, TxnStatus,
 };
 use iso8583::mac::{self, MacKey};
 use iso8583::{
-    build_reply, format_error_reply_for_body, BatchSettlement, BatchUpload, Field60, FinancialKind, FinancialRequest,
-    Key16, Message, ReplyData, Request, Reversal, SignOn, UploadContent, ViewError, WorkingKeys,
+    build_reply, format_error_reply_for_body, BatchSettlement, BatchUpload, Field60, FinancialKind,
+    FinancialRequest, Key16, Message, ReplyData, Request, Reversal, SignOn, UploadContent,
+    ViewError, WorkingKeys,
 };
 use store::{
-    IngestOptions, MerchantRepo, NewPosDiscrepancy, NewTxn, OriginalRef, PosDiscrepancy, PosDiscrepancyKind, PosRepo,
-    Scope, SqliteStore, Terminal, TerminalRepo, TerminalStatus, TerminalSync, TxnQuery, TxnRepo, TxnRow,
+    IngestOptions, Merchant, MerchantRepo, NewPosDiscrepancy, NewTxn, OriginalRef, PosDiscrepancy,
+    PosDiscrepancyKind, PosRepo, Scope, SqliteStore, Terminal, TerminalRepo, TerminalStatus,
+    TerminalSync, TxnQuery, TxnRepo, TxnRow,
 };
 use tracing::{info, warn};
 
@@ -95,7 +97,10 @@ pub struct Discrepancy {
 impl Discrepancy {
     /// The store's row: identifiers checked, card reduced to BIN and last four digits.
     fn to_new(&self) -> Result<NewPosDiscrepancy, String> {
-        let card = self.card_masked.as_deref().and_then(|m| CardSummary::from_masked(m).ok());
+        let card = self
+            .card_masked
+            .as_deref()
+            .and_then(|m| CardSummary::from_masked(m).ok());
         Ok(NewPosDiscrepancy {
             merchant_id: MerchantId::parse(&self.merchant_id).map_err(|e| e.to_string())?,
             terminal_id: TerminalId::parse(&self.terminal_id).map_err(|e| e.to_string())?,
@@ -202,6 +207,23 @@ struct BatchCounts {
     stans: HashSet<u32>,
 }
 
+/// A terminal with its merchant, as the store gave them, for [`Host::identify`] without a store
+/// read per request. Kept while the store's `config_generation` is unchanged (every change to
+/// a merchant or terminal made in this process moves it) and for at most [`IDENT_TTL`], which
+/// bounds how long a change made by another process (`poslens merchant freeze` while the server
+/// runs) goes unseen.
+#[derive(Clone)]
+struct CachedIdent {
+    terminal: Terminal,
+    merchant: Merchant,
+    generation: u64,
+    loaded: Instant,
+}
+
+const IDENT_TTL: Duration = Duration::from_secs(2);
+/// Terminals whose identity is cached at most (entries beyond are dropped wholesale).
+const IDENT_CACHE_MAX: usize = 100_000;
+
 /// Most debit (and, separately, credit) transactions in one batch: field 48 counts are n3.
 pub const BATCH_TXNS_MAX: u32 = 999;
 
@@ -221,6 +243,7 @@ pub struct Host {
     uploads: Mutex<HashMap<(String, u32), Upload>>,
     batch_counts: Mutex<HashMap<(String, u32), BatchCounts>>,
     last_seen_written: Mutex<HashMap<String, Instant>>,
+    idents: Mutex<HashMap<(String, String), CachedIdent>>,
 }
 
 fn encode(m: &Message) -> Outcome {
@@ -257,7 +280,12 @@ fn counts_in_totals(r: &TxnRow) -> Option<bool> {
         return None;
     }
     match r.kind {
-        k if is_debit(k) && !matches!(r.status, TxnStatus::Voided | TxnStatus::Reversed | TxnStatus::Declined) => {
+        k if is_debit(k)
+            && !matches!(
+                r.status,
+                TxnStatus::Voided | TxnStatus::Reversed | TxnStatus::Declined
+            ) =>
+        {
             Some(false)
         }
         TxnKind::Refund if r.status == TxnStatus::Approved => Some(true),
@@ -267,7 +295,10 @@ fn counts_in_totals(r: &TxnRow) -> Option<bool> {
 
 /// Test cards apply to these kinds only.
 fn test_card_kind(k: FinancialKind) -> bool {
-    matches!(k, FinancialKind::Purchase | FinancialKind::PreAuth | FinancialKind::BalanceInquiry)
+    matches!(
+        k,
+        FinancialKind::Purchase | FinancialKind::PreAuth | FinancialKind::BalanceInquiry
+    )
 }
 
 /// The reduced card of a request: the clear PAN goes no further than this function.
@@ -295,12 +326,15 @@ impl Host {
             uploads: Mutex::default(),
             batch_counts: Mutex::default(),
             last_seen_written: Mutex::default(),
+            idents: Mutex::default(),
         })
     }
 
     /// Discrepancies recorded in the store, oldest first (at most the store's page limit).
     pub fn discrepancies(&self) -> Result<Vec<PosDiscrepancy>, PosError> {
-        let mut list = self.store.list_discrepancies(&Scope::all(), None, None, store::PAGE_LIMIT_MAX)?;
+        let mut list =
+            self.store
+                .list_discrepancies(&Scope::all(), None, None, store::PAGE_LIMIT_MAX)?;
         list.reverse();
         Ok(list)
     }
@@ -311,10 +345,15 @@ impl Host {
         F: FnOnce(&SqliteStore) -> Result<T, PosError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| PosError::Join(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| PosError::Join(e.to_string()))?
     }
 
-    fn lock_for(map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, key: String) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(
+        map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+        key: String,
+    ) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(key).or_default().clone()
     }
@@ -383,7 +422,10 @@ impl Host {
             }
         };
         if msg.mti().is_maced() && ctx.keyed() {
-            let ok = ctx.mac_key.as_ref().is_some_and(|k| mac::verify(&msg, k).is_ok());
+            let ok = ctx
+                .mac_key
+                .as_ref()
+                .is_some_and(|k| mac::verify(&msg, k).is_ok());
             if !ok {
                 info!(terminal_id = %tid, "MAC verification failed");
                 return self.reply_code(&ctx, &msg, "A0");
@@ -413,31 +455,101 @@ impl Host {
         }
     }
 
-    async fn identify(&self, tid: &str, mid: &str, now: DateTime<Utc>) -> Result<Ident, PosError> {
-        let Ok(terminal_id) = TerminalId::parse(tid) else { return Ok(Ident::Unknown) };
-        let merchant_id = MerchantId::parse(mid).ok();
-        let (t, m, tid2) = (terminal_id.clone(), merchant_id.clone(), terminal_id.clone());
+    /// The cached terminal and merchant rows, if still current.
+    fn cached_ident(&self, tid: &str, mid: &str) -> Option<CachedIdent> {
+        let m = self.idents.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.get(&(tid.to_owned(), mid.to_owned()))?;
+        (c.generation == self.store.config_generation() && c.loaded.elapsed() < IDENT_TTL)
+            .then(|| c.clone())
+    }
+
+    fn cache_ident(&self, c: CachedIdent) {
+        let mut m = self.idents.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= IDENT_CACHE_MAX {
+            m.clear();
+        }
+        m.insert((c.terminal.id.to_string(), c.merchant.id.to_string()), c);
+    }
+
+    /// The terminal and merchant rows: from the cache, else from the store (and cached).
+    async fn load_ident(
+        &self,
+        terminal_id: &TerminalId,
+        merchant_id: &MerchantId,
+    ) -> Result<Option<CachedIdent>, PosError> {
+        if let Some(c) = self.cached_ident(terminal_id.as_str(), merchant_id.as_str()) {
+            return Ok(Some(c));
+        }
+        // Read before loading: a change committed meanwhile makes this entry stale at once.
+        let generation = self.store.config_generation();
+        let (t, m) = (terminal_id.clone(), merchant_id.clone());
         let found = self
             .blocking(move |s| {
-                let bound = match &m {
-                    Some(m) => s.get_terminal(m, &t)?,
-                    None => None,
+                let Some(terminal) = s.get_terminal(&m, &t)? else {
+                    return Ok(None);
                 };
-                let merchant = match (&bound, &m) {
-                    (Some(_), Some(m)) => s.get_merchant(m)?,
-                    _ => None,
-                };
-                let any = if bound.is_none() { !s.find_terminals(&tid2)?.is_empty() } else { true };
-                Ok((bound, merchant, any))
+                Ok(s.get_merchant(&m)?.map(|merchant| (terminal, merchant)))
             })
             .await?;
+        Ok(found.map(|(terminal, merchant)| {
+            let c = CachedIdent {
+                terminal,
+                merchant,
+                generation,
+                loaded: Instant::now(),
+            };
+            self.cache_ident(c.clone());
+            c
+        }))
+    }
+
+    async fn identify(&self, tid: &str, mid: &str, now: DateTime<Utc>) -> Result<Ident, PosError> {
+        let Ok(terminal_id) = TerminalId::parse(tid) else {
+            return Ok(Ident::Unknown);
+        };
+        let merchant_id = MerchantId::parse(mid).ok();
+        let cached = match &merchant_id {
+            Some(m) => self.load_ident(&terminal_id, m).await?,
+            None => None,
+        };
+        let (t, m, tid2) = (
+            terminal_id.clone(),
+            merchant_id.clone(),
+            terminal_id.clone(),
+        );
+        let found = match cached {
+            Some(c) => (Some(c.terminal), Some(c.merchant), true),
+            None => {
+                self.blocking(move |s| {
+                    let bound = match &m {
+                        Some(m) => s.get_terminal(m, &t)?,
+                        None => None,
+                    };
+                    let merchant = match (&bound, &m) {
+                        (Some(_), Some(m)) => s.get_merchant(m)?,
+                        _ => None,
+                    };
+                    let any = if bound.is_none() {
+                        !s.find_terminals(&tid2)?.is_empty()
+                    } else {
+                        true
+                    };
+                    Ok((bound, merchant, any))
+                })
+                .await?
+            }
+        };
         let (terminal, merchant) = match found {
             (Some(t), Some(m), _) => (t, m),
             (_, _, true) => return Ok(Ident::NotBound),
             (_, _, false) => return Ok(Ident::Unknown),
         };
-        let Some(merchant_id) = merchant_id else { return Ok(Ident::NotBound) };
-        let session = self.sessions.get(merchant_id.as_str(), terminal_id.as_str());
+        let Some(merchant_id) = merchant_id else {
+            return Ok(Ident::NotBound);
+        };
+        let session = self
+            .sessions
+            .get(merchant_id.as_str(), terminal_id.as_str());
         let tmk = terminal.master_key_hex.as_deref().and_then(Key16::from_hex);
         let mac_key = mac_key_for(tmk.as_ref(), &session);
         Ok(Ident::Bound(Box::new(Ctx {
@@ -458,15 +570,28 @@ impl Host {
     fn touch(&self, ctx: &Ctx) {
         let key = ctx.lock_key();
         {
-            let mut m = self.last_seen_written.lock().unwrap_or_else(|p| p.into_inner());
-            if m.get(&key).is_some_and(|t| t.elapsed() < self.cfg.last_seen_write_interval) {
+            let mut m = self
+                .last_seen_written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if m.get(&key)
+                .is_some_and(|t| t.elapsed() < self.cfg.last_seen_write_interval)
+            {
                 return;
             }
             m.insert(key, Instant::now());
         }
-        let (store, mid, tid, now) = (self.store.clone(), ctx.merchant_id.clone(), ctx.terminal_id.clone(), ctx.now);
+        let (store, mid, tid, now) = (
+            self.store.clone(),
+            ctx.merchant_id.clone(),
+            ctx.terminal_id.clone(),
+            ctx.now,
+        );
         tokio::task::spawn_blocking(move || {
-            let sync = TerminalSync { last_seen_at: Some(now), ..TerminalSync::default() };
+            let sync = TerminalSync {
+                last_seen_at: Some(now),
+                ..TerminalSync::default()
+            };
             if let Err(e) = store.update_terminal_sync(&mid, &tid, &sync) {
                 warn!(error = %e, "could not record last_seen_at");
             }
@@ -555,7 +680,13 @@ impl Host {
     }
 
     /// `Some(outcome)` when the key was seen: the same reply again, or 94.
-    fn retransmission(&self, ctx: &Ctx, msg: &Message, key: &RetransKey, content: &Content) -> Option<Outcome> {
+    fn retransmission(
+        &self,
+        ctx: &Ctx,
+        msg: &Message,
+        key: &RetransKey,
+        content: &Content,
+    ) -> Option<Outcome> {
         let cached = {
             let c = self.retrans.lock().unwrap_or_else(|p| p.into_inner());
             c.map.get(key).cloned()
@@ -576,7 +707,10 @@ impl Host {
 
     fn remember(&self, key: RetransKey, content: Content, reply: Option<Message>) {
         let mut c = self.retrans.lock().unwrap_or_else(|p| p.into_inner());
-        if c.map.insert(key.clone(), Cached { content, reply }).is_none() {
+        if c.map
+            .insert(key.clone(), Cached { content, reply })
+            .is_none()
+        {
             c.order.push_back(key);
         }
         while c.order.len() > self.cfg.retransmission_entries_max {
@@ -611,12 +745,17 @@ impl Host {
     }
 
     fn query(ctx: &Ctx) -> TxnQuery {
-        TxnQuery { merchant_id: Some(ctx.merchant_id.clone()), ..TxnQuery::default() }
+        TxnQuery {
+            merchant_id: Some(ctx.merchant_id.clone()),
+            ..TxnQuery::default()
+        }
     }
 
     /// Records with this terminal, batch and STAN (any kind, reversals included).
     async fn rows_by_key(&self, ctx: &Ctx, batch: u32, stan: u32) -> Result<Vec<TxnRow>, PosError> {
-        let (Ok(b), Ok(s)) = (BatchNo::new(batch), Stan::new(stan)) else { return Ok(Vec::new()) };
+        let (Ok(b), Ok(s)) = (BatchNo::new(batch), Stan::new(stan)) else {
+            return Ok(Vec::new());
+        };
         let q = TxnQuery {
             terminal_ids: vec![ctx.terminal_id.clone()],
             batch_no: Some(b),
@@ -626,18 +765,33 @@ impl Host {
         self.rows(q).await
     }
 
+    /// Stores one record; returns once it is durably committed. No thread waits meanwhile:
+    /// the writer hands the outcome over when its group has committed.
     async fn ingest(&self, txn: NewTxn) -> Result<(), PosError> {
-        self.blocking(move |s| {
-            s.ingest(vec![txn], IngestOptions::default())?;
-            Ok(())
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.store
+            .ingest_then(vec![txn], IngestOptions::default(), move |r| {
+                let _ = tx.send(r);
+            })?;
+        match rx.await {
+            Ok(r) => r.map(|_| ()).map_err(PosError::from),
+            Err(_) => Err(PosError::from(store::StoreError::WriterGone)),
+        }
     }
 
     fn reduce_card(&self, f: &FinancialRequest) -> Card {
-        match f.card_pan().and_then(|p| domain::Pan::parse(p.expose()).ok()) {
-            Some(pan) => Card { luhn_ok: pan.luhn_valid(), summary: Some(pan.summary(&self.card_key)) },
-            None => Card { summary: None, luhn_ok: false },
+        match f
+            .card_pan()
+            .and_then(|p| domain::Pan::parse(p.expose()).ok())
+        {
+            Some(pan) => Card {
+                luhn_ok: pan.luhn_valid(),
+                summary: Some(pan.summary(&self.card_key)),
+            },
+            None => Card {
+                summary: None,
+                luhn_ok: false,
+            },
         }
     }
 
@@ -659,7 +813,10 @@ impl Host {
             batch_no: Some(BatchNo::new(f.context.batch).map_err(|e| e.to_string())?),
             stan: Some(Stan::new(f.stan).map_err(|e| e.to_string())?),
             rrn: Some(Rrn::parse(rrn).map_err(|e| e.to_string())?),
-            auth_code: auth_code.map(AuthCode::parse).transpose().map_err(|e| e.to_string())?,
+            auth_code: auth_code
+                .map(AuthCode::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
             kind: txn_kind(f.kind),
             channel: Channel::Card,
             card,
@@ -682,7 +839,10 @@ impl Host {
         let lock = Self::lock_for(&self.terminal_locks, ctx.lock_key());
         let _g = lock.lock().await;
         let open_batch = ctx.terminal.open_batch.unwrap_or_else(first_batch);
-        let mut session = TerminalSession { signed_on: true, working_keys_hex: None };
+        let mut session = TerminalSession {
+            signed_on: true,
+            working_keys_hex: None,
+        };
         let mut keys_field = None;
         if let Some(tmk) = &ctx.tmk {
             let pik = Key16::new(rand::random());
@@ -698,9 +858,14 @@ impl Host {
             last_sign_on_at: Some(now),
             last_settlement: None,
         };
-        let stored = self.blocking(move |st| Ok(st.update_terminal_sync(&mid, &tid, &sync)?)).await;
+        let stored = self
+            .blocking(move |st| Ok(st.update_terminal_sync(&mid, &tid, &sync)?))
+            .await;
         let stored = match stored {
-            Ok(()) => self.sessions.put(ctx.merchant_id.as_str(), ctx.terminal_id.as_str(), session),
+            Ok(()) => {
+                self.sessions
+                    .put(ctx.merchant_id.as_str(), ctx.terminal_id.as_str(), session)
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
@@ -710,7 +875,9 @@ impl Host {
         info!(terminal_id = %ctx.terminal_id, batch = open_batch.get(), keyed = ctx.keyed(), "signed on");
         let data = ReplyData {
             rrn: self.rrn.next().ok(),
-            context: Some(Field60::new("00", open_batch.get(), &s.context.network_code).to_digits()),
+            context: Some(
+                Field60::new("00", open_batch.get(), &s.context.network_code).to_digits(),
+            ),
             working_keys: keys_field,
             ..ReplyData::default()
         };
@@ -723,8 +890,13 @@ impl Host {
     async fn sign_off(&self, ctx: &Ctx, msg: &Message) -> Outcome {
         let lock = Self::lock_for(&self.terminal_locks, ctx.lock_key());
         let _g = lock.lock().await;
-        let session = TerminalSession { signed_on: false, working_keys_hex: ctx.session.working_keys_hex.clone() };
-        let r = self.sessions.put(ctx.merchant_id.as_str(), ctx.terminal_id.as_str(), session);
+        let session = TerminalSession {
+            signed_on: false,
+            working_keys_hex: ctx.session.working_keys_hex.clone(),
+        };
+        let r = self
+            .sessions
+            .put(ctx.merchant_id.as_str(), ctx.terminal_id.as_str(), session);
         if let Err(e) = r {
             warn!(error = %e, "sign-off could not be stored; answering 96");
             return self.reply_code(ctx, msg, "96");
@@ -734,7 +906,9 @@ impl Host {
 
     fn signed_on_with_batch(&self, ctx: &Ctx, batch: u32) -> bool {
         // The session may have changed since `identify` (a sign-off pipelined before this).
-        let session = self.sessions.get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
+        let session = self
+            .sessions
+            .get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
         session.signed_on && batch == ctx.open_batch()
     }
 
@@ -801,7 +975,11 @@ impl Host {
             Ok(())
         };
         let mlock = Self::lock_for(&self.merchant_locks, ctx.merchant_id.to_string());
-        let _m = if kind.needs_original() { Some(mlock.lock().await) } else { None };
+        let _m = if kind.needs_original() {
+            Some(mlock.lock().await)
+        } else {
+            None
+        };
         // The original, when one was found, goes with the record even if declined: the store
         // needs it for every void, refund and completion record.
         let (original, decision) = match decision {
@@ -817,7 +995,10 @@ impl Host {
             }
             if let Some(exp) = f.card_expiry() {
                 let now_yymm = ctx.clock.local(ctx.now).format("%y%m").to_string();
-                let month_ok = exp.get(2..4).and_then(|m| m.parse::<u8>().ok()).is_some_and(|m| (1..=12).contains(&m));
+                let month_ok = exp
+                    .get(2..4)
+                    .and_then(|m| m.parse::<u8>().ok())
+                    .is_some_and(|m| (1..=12).contains(&m));
                 if exp < now_yymm.as_str() || !month_ok {
                     return Err("54");
                 }
@@ -827,7 +1008,10 @@ impl Host {
                 if amount == 0 {
                     return Err("13");
                 }
-                if ctx.single_txn_limit.is_some_and(|l| amount > l.fen().max(0) as u64) {
+                if ctx
+                    .single_txn_limit
+                    .is_some_and(|l| amount > l.fen().max(0) as u64)
+                {
                     return Err("61");
                 }
             }
@@ -839,7 +1023,11 @@ impl Host {
         let (code, silent) = match decision {
             Err(code) => (code, false),
             Ok(()) => {
-                let last4 = card.summary.as_ref().map(|c| c.last4.as_str()).unwrap_or("");
+                let last4 = card
+                    .summary
+                    .as_ref()
+                    .map(|c| c.last4.as_str())
+                    .unwrap_or("");
                 match (test_card_kind(f.kind), last4) {
                     (true, "0051") => ("51", false),
                     (true, "0055") => ("55", false),
@@ -849,16 +1037,34 @@ impl Host {
                 }
             }
         };
-        self.finish(ctx, msg, f, key, content, card.summary, code, original, silent).await
+        self.finish(
+            ctx,
+            msg,
+            f,
+            key,
+            content,
+            card.summary,
+            code,
+            original,
+            silent,
+        )
+        .await
     }
 
     /// Reloads the terminal row and session after waiting for the terminal lock.
     async fn refresh(&self, ctx: &Ctx) -> Result<Ctx, PosError> {
-        let (m, t) = (ctx.merchant_id.clone(), ctx.terminal_id.clone());
-        let terminal = self.blocking(move |s| Ok(s.get_terminal(&m, &t)?)).await?;
-        let terminal = terminal.unwrap_or_else(|| ctx.terminal.clone());
-        let session = self.sessions.get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
-        let mac_key = if session == ctx.session { ctx.mac_key.clone() } else { mac_key_for(ctx.tmk.as_ref(), &session) };
+        let found = self.load_ident(&ctx.terminal_id, &ctx.merchant_id).await?;
+        let terminal = found
+            .map(|c| c.terminal)
+            .unwrap_or_else(|| ctx.terminal.clone());
+        let session = self
+            .sessions
+            .get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
+        let mac_key = if session == ctx.session {
+            ctx.mac_key.clone()
+        } else {
+            mac_key_for(ctx.tmk.as_ref(), &session)
+        };
         Ok(Ctx {
             now: Utc::now(),
             clock: ctx.clock,
@@ -875,8 +1081,15 @@ impl Host {
 
     fn batch_has_room(&self, ctx: &Ctx, batch: u32, kind: TxnKind) -> bool {
         let m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
-        let (debit, credit) = m.get(&(ctx.lock_key(), batch)).map(|c| (c.debit, c.credit)).unwrap_or_default();
-        let c = BatchCounts { debit, credit, stans: HashSet::new() };
+        let (debit, credit) = m
+            .get(&(ctx.lock_key(), batch))
+            .map(|c| (c.debit, c.credit))
+            .unwrap_or_default();
+        let c = BatchCounts {
+            debit,
+            credit,
+            stans: HashSet::new(),
+        };
         match kind {
             k if is_debit(k) => c.debit < BATCH_TXNS_MAX,
             TxnKind::Refund => c.credit < BATCH_TXNS_MAX,
@@ -917,7 +1130,8 @@ impl Host {
     /// True when the batch may hold a record with this STAN (so the store must be asked).
     fn stan_used(&self, ctx: &Ctx, batch: u32, stan: u32) -> bool {
         let m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(&(ctx.lock_key(), batch)).is_none_or(|c| c.stans.contains(&stan))
+        m.get(&(ctx.lock_key(), batch))
+            .is_none_or(|c| c.stans.contains(&stan))
     }
 
     fn note_record(&self, ctx: &Ctx, batch: u32, stan: u32, kind: TxnKind, approved: bool) {
@@ -936,8 +1150,14 @@ impl Host {
     }
 
     async fn batch_rows(&self, ctx: &Ctx, batch: u32) -> Result<Vec<TxnRow>, PosError> {
-        let Ok(b) = BatchNo::new(batch) else { return Ok(Vec::new()) };
-        let q = TxnQuery { terminal_ids: vec![ctx.terminal_id.clone()], batch_no: Some(b), ..Self::query(ctx) };
+        let Ok(b) = BatchNo::new(batch) else {
+            return Ok(Vec::new());
+        };
+        let q = TxnQuery {
+            terminal_ids: vec![ctx.terminal_id.clone()],
+            batch_no: Some(b),
+            ..Self::query(ctx)
+        };
         self.rows(q).await
     }
 
@@ -948,15 +1168,20 @@ impl Host {
         f: &FinancialRequest,
         card: &Card,
     ) -> Result<Option<OriginalRef>, (&'static str, Option<OriginalRef>)> {
-        self.find_original(ctx, f, card).await.map_err(|(code, row)| {
-            let r = row.and_then(|r| match f.kind {
-                FinancialKind::PurchaseVoid | FinancialKind::CompletionVoid => {
-                    Some(OriginalRef::BatchStan { batch_no: r.batch_no?, stan: r.stan? })
-                }
-                _ => r.rrn.map(OriginalRef::Rrn),
-            });
-            (code, r)
-        })
+        self.find_original(ctx, f, card)
+            .await
+            .map_err(|(code, row)| {
+                let r = row.and_then(|r| match f.kind {
+                    FinancialKind::PurchaseVoid | FinancialKind::CompletionVoid => {
+                        Some(OriginalRef::BatchStan {
+                            batch_no: r.batch_no?,
+                            stan: r.stan?,
+                        })
+                    }
+                    _ => r.rrn.map(OriginalRef::Rrn),
+                });
+                (code, r)
+            })
     }
 
     /// The original checks; a refusal carries the original row when one was found.
@@ -973,9 +1198,16 @@ impl Host {
         };
         match f.kind {
             FinancialKind::PurchaseVoid | FinancialKind::CompletionVoid => {
-                let orig_kind = if f.kind == FinancialKind::PurchaseVoid { TxnKind::Purchase } else { TxnKind::PreauthCompletion };
+                let orig_kind = if f.kind == FinancialKind::PurchaseVoid {
+                    TxnKind::Purchase
+                } else {
+                    TxnKind::PreauthCompletion
+                };
                 let o = f.original.as_ref().ok_or(NOT_FOUND)?;
-                let mut rows = self.rows_by_key(ctx, o.original_batch, o.original_stan).await.map_err(lookup)?;
+                let mut rows = self
+                    .rows_by_key(ctx, o.original_batch, o.original_stan)
+                    .await
+                    .map_err(lookup)?;
                 rows.retain(|r| !r.reversal && r.kind == orig_kind);
                 if rows.is_empty() {
                     if let Some(rrn) = f.rrn.as_deref().and_then(|r| Rrn::parse(r).ok()) {
@@ -989,31 +1221,46 @@ impl Host {
                         rows.retain(|r| !r.reversal);
                     }
                 }
-                let row = rows.into_iter().find(|r| r.response_code.is_approved()).ok_or(NOT_FOUND)?;
+                let row = rows
+                    .into_iter()
+                    .find(|r| r.response_code.is_approved())
+                    .ok_or(NOT_FOUND)?;
                 if row.batch_no.map(BatchNo::get) != Some(ctx.open_batch()) {
                     return Err(("12", Some(row.clone())));
                 }
                 if matches!(
                     row.status,
-                    TxnStatus::Voided | TxnStatus::Reversed | TxnStatus::PartiallyRefunded | TxnStatus::Refunded
+                    TxnStatus::Voided
+                        | TxnStatus::Reversed
+                        | TxnStatus::PartiallyRefunded
+                        | TxnStatus::Refunded
                 ) {
                     return Err(("12", Some(row.clone())));
                 }
                 if row.amount.fen() != amount {
                     return Err(("64", Some(row.clone())));
                 }
-                let (Some(batch_no), Some(stan)) = (row.batch_no, row.stan) else { return Err(NOT_FOUND) };
+                let (Some(batch_no), Some(stan)) = (row.batch_no, row.stan) else {
+                    return Err(NOT_FOUND);
+                };
                 Ok(Some(OriginalRef::BatchStan { batch_no, stan }))
             }
             FinancialKind::Refund => {
-                let rrn = f.rrn.as_deref().and_then(|r| Rrn::parse(r).ok()).ok_or(NOT_FOUND)?;
+                let rrn = f
+                    .rrn
+                    .as_deref()
+                    .and_then(|r| Rrn::parse(r).ok())
+                    .ok_or(NOT_FOUND)?;
                 let q = TxnQuery {
                     rrn: Some(rrn.clone()),
                     kinds: vec![TxnKind::Purchase, TxnKind::PreauthCompletion],
                     ..Self::query(ctx)
                 };
                 let rows = self.rows(q).await.map_err(lookup)?;
-                let row = rows.into_iter().find(|r| !r.reversal && r.response_code.is_approved()).ok_or(NOT_FOUND)?;
+                let row = rows
+                    .into_iter()
+                    .find(|r| !r.reversal && r.response_code.is_approved())
+                    .ok_or(NOT_FOUND)?;
                 if matches!(row.status, TxnStatus::Voided | TxnStatus::Reversed) {
                     return Err(("12", Some(row.clone())));
                 }
@@ -1021,12 +1268,19 @@ impl Host {
                     return Err(("12", Some(row.clone())));
                 }
                 let id = row.id.clone();
-                let detail = self.blocking(move |s| Ok(s.get_txn(&id, &Scope::all())?)).await.map_err(lookup)?;
+                let detail = self
+                    .blocking(move |s| Ok(s.get_txn(&id, &Scope::all())?))
+                    .await
+                    .map_err(lookup)?;
                 let refunded: i64 = detail
                     .map(|d| {
                         d.events
                             .iter()
-                            .filter(|e| e.kind == TxnKind::Refund && !e.reversal && e.status == TxnStatus::Approved)
+                            .filter(|e| {
+                                e.kind == TxnKind::Refund
+                                    && !e.reversal
+                                    && e.status == TxnStatus::Approved
+                            })
                             .map(|e| e.amount.fen())
                             .sum()
                     })
@@ -1037,18 +1291,33 @@ impl Host {
                 Ok(Some(OriginalRef::Rrn(rrn)))
             }
             FinancialKind::PreAuthVoid | FinancialKind::PreAuthCompletion => {
-                let auth = f.auth_code.as_deref().and_then(|a| AuthCode::parse(a).ok()).ok_or(NOT_FOUND)?;
-                let q = TxnQuery { auth_code: Some(auth), kinds: vec![TxnKind::Preauth], ..Self::query(ctx) };
+                let auth = f
+                    .auth_code
+                    .as_deref()
+                    .and_then(|a| AuthCode::parse(a).ok())
+                    .ok_or(NOT_FOUND)?;
+                let q = TxnQuery {
+                    auth_code: Some(auth),
+                    kinds: vec![TxnKind::Preauth],
+                    ..Self::query(ctx)
+                };
                 let rows = self.rows(q).await.map_err(lookup)?;
                 let token = card.summary.as_ref().map(|c| c.token.as_str());
-                let date = f.original.as_ref().map(|o| o.original_date.as_str()).filter(|d| *d != "0000");
+                let date = f
+                    .original
+                    .as_ref()
+                    .map(|o| o.original_date.as_str())
+                    .filter(|d| *d != "0000");
                 let row = rows
                     .into_iter()
                     .filter(|r| !r.reversal && r.response_code.is_approved())
                     .filter(|r| r.card.as_ref().map(|c| c.token.as_str()) == token)
                     .find(|r| date.is_none_or(|d| r.local_time.format("%m%d").to_string() == d))
                     .ok_or(NOT_FOUND)?;
-                if matches!(row.status, TxnStatus::Voided | TxnStatus::Reversed | TxnStatus::Completed) {
+                if matches!(
+                    row.status,
+                    TxnStatus::Voided | TxnStatus::Reversed | TxnStatus::Completed
+                ) {
                     return Err(("12", Some(row.clone())));
                 }
                 if ctx.now - row.txn_time > chrono::Duration::days(self.cfg.preauth_expiry_days) {
@@ -1065,7 +1334,9 @@ impl Host {
                 let rrn = row.rrn.clone().ok_or(NOT_FOUND)?;
                 Ok(Some(OriginalRef::Rrn(rrn)))
             }
-            FinancialKind::BalanceInquiry | FinancialKind::Purchase | FinancialKind::PreAuth => Ok(None),
+            FinancialKind::BalanceInquiry | FinancialKind::Purchase | FinancialKind::PreAuth => {
+                Ok(None)
+            }
         }
     }
 
@@ -1091,7 +1362,17 @@ impl Host {
         };
         let auth = approved.then(|| format!("{:06}", rand::random::<u32>() % 1_000_000));
         let amount = f.amount_fen.unwrap_or(0) as i64;
-        let txn = match Self::new_txn(ctx, f, code, &rrn, auth.as_deref(), card, original, false, amount) {
+        let txn = match Self::new_txn(
+            ctx,
+            f,
+            code,
+            &rrn,
+            auth.as_deref(),
+            card,
+            original,
+            false,
+            amount,
+        ) {
             Ok(t) => t,
             Err(e) => {
                 warn!(error = %e, "record could not be built; answering 96");
@@ -1110,8 +1391,14 @@ impl Host {
         if recordable {
             self.note_record(ctx, f.context.batch, f.stan, kind, approved);
         }
-        let data = ReplyData { rrn: Some(rrn), auth_code: auth, ..ReplyData::default() };
-        let Some(reply) = self.build(ctx, msg, code, data) else { return Outcome::Close("reply could not be built") };
+        let data = ReplyData {
+            rrn: Some(rrn),
+            auth_code: auth,
+            ..ReplyData::default()
+        };
+        let Some(reply) = self.build(ctx, msg, code, data) else {
+            return Outcome::Close("reply could not be built");
+        };
         self.remember(key, content, (!silent).then(|| reply.clone()));
         if silent {
             info!(terminal_id = %ctx.terminal_id, stan = f.stan, "test card 0098: approved, recorded, no reply");
@@ -1121,7 +1408,13 @@ impl Host {
     }
 
     /// The reply to a retransmission rebuilt from the stored record.
-    fn reply_from_row(&self, ctx: &Ctx, msg: &Message, f: &FinancialRequest, row: &TxnRow) -> Outcome {
+    fn reply_from_row(
+        &self,
+        ctx: &Ctx,
+        msg: &Message,
+        f: &FinancialRequest,
+        row: &TxnRow,
+    ) -> Outcome {
         let approved = row.response_code.is_approved();
         let last4 = row.card.as_ref().map(|c| c.last4.as_str()).unwrap_or("");
         if approved && test_card_kind(f.kind) && last4 == "0098" {
@@ -1177,7 +1470,10 @@ impl Host {
         let earlier = rows.iter().find(|x| x.reversal && x.kind == kind);
         let orig_approved = original.filter(|o| o.response_code.is_approved());
         let orig_auth = orig_approved.and_then(|o| o.auth_code.as_ref().map(|a| a.to_string()));
-        let rrn = match (original.and_then(|o| o.rrn.clone()), earlier.and_then(|e| e.rrn.clone())) {
+        let rrn = match (
+            original.and_then(|o| o.rrn.clone()),
+            earlier.and_then(|e| e.rrn.clone()),
+        ) {
             (Some(r), _) | (None, Some(r)) => r.to_string(),
             (None, None) => match self.rrn.next() {
                 Ok(r) => r,
@@ -1185,11 +1481,28 @@ impl Host {
             },
         };
         if earlier.is_none() {
-            let amount = f.amount_fen.map(|a| a as i64).or(original.map(|o| o.amount.fen())).unwrap_or(0);
-            let txn = Self::new_txn(ctx, f, "00", &rrn, orig_auth.as_deref(), card.summary.clone(), None, true, amount);
+            let amount = f
+                .amount_fen
+                .map(|a| a as i64)
+                .or(original.map(|o| o.amount.fen()))
+                .unwrap_or(0);
+            let txn = Self::new_txn(
+                ctx,
+                f,
+                "00",
+                &rrn,
+                orig_auth.as_deref(),
+                card.summary.clone(),
+                None,
+                true,
+                amount,
+            );
             let stored = match txn {
                 Ok(t) => self.ingest(t).await,
-                Err(e) => Err(PosError::StateFile { path: "reversal".into(), reason: e }),
+                Err(e) => Err(PosError::StateFile {
+                    path: "reversal".into(),
+                    reason: e,
+                }),
             };
             if let Err(e) = stored {
                 warn!(error = %e, "reversal could not be stored; answering 96");
@@ -1217,8 +1530,14 @@ impl Host {
             self.note_record(ctx, f.context.batch, f.stan, kind, false);
             info!(terminal_id = %ctx.terminal_id, stan = f.stan, orphan = original.is_none(), "reversal recorded");
         }
-        let data = ReplyData { rrn: Some(rrn), auth_code: orig_auth, ..ReplyData::default() };
-        let Some(reply) = self.build(ctx, msg, "00", data) else { return Outcome::Close("reply could not be built") };
+        let data = ReplyData {
+            rrn: Some(rrn),
+            auth_code: orig_auth,
+            ..ReplyData::default()
+        };
+        let Some(reply) = self.build(ctx, msg, "00", data) else {
+            return Outcome::Close("reply could not be built");
+        };
         self.remember(key, content, Some(reply.clone()));
         self.send(ctx, reply)
     }
@@ -1235,8 +1554,12 @@ impl Host {
             .iter()
             .map(Discrepancy::to_new)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| PosError::StateFile { path: "discrepancy".into(), reason })?;
-        self.blocking(move |st| Ok(st.record_discrepancies(rows)?)).await
+            .map_err(|reason| PosError::StateFile {
+                path: "discrepancy".into(),
+                reason,
+            })?;
+        self.blocking(move |st| Ok(st.record_discrepancies(rows)?))
+            .await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1298,8 +1621,14 @@ impl Host {
         let foreign_ok = same(&totals.foreign, &iso8583::Totals::default());
         totals.domestic.result = if domestic_ok { 1 } else { 2 };
         totals.foreign.result = if foreign_ok { 1 } else { 2 };
-        let result = if domestic_ok && foreign_ok { "balanced" } else { "unbalanced" };
-        let next = BatchNo::new(s.context.batch).map(BatchNo::next).unwrap_or_else(|_| first_batch());
+        let result = if domestic_ok && foreign_ok {
+            "balanced"
+        } else {
+            "unbalanced"
+        };
+        let next = BatchNo::new(s.context.batch)
+            .map(BatchNo::next)
+            .unwrap_or_else(|_| first_batch());
         let (mid, tid, now) = (ctx.merchant_id.clone(), ctx.terminal_id.clone(), ctx.now);
         let sync = TerminalSync {
             open_batch: Some(next),
@@ -1307,7 +1636,10 @@ impl Host {
             last_sign_on_at: None,
             last_settlement: Some((now, result.to_owned())),
         };
-        if let Err(e) = self.blocking(move |st| Ok(st.update_terminal_sync(&mid, &tid, &sync)?)).await {
+        if let Err(e) = self
+            .blocking(move |st| Ok(st.update_terminal_sync(&mid, &tid, &sync)?))
+            .await
+        {
             warn!(error = %e, "settlement could not be stored; answering 96");
             return self.reply_code(ctx, msg, "96");
         }
@@ -1316,8 +1648,14 @@ impl Host {
             let mut m = self.batch_counts.lock().unwrap_or_else(|p| p.into_inner());
             m.remove(&(ctx.lock_key(), s.context.batch));
         }
-        let data = ReplyData { rrn: self.rrn.next().ok(), additional_data: Some(totals.to_digits()), ..ReplyData::default() };
-        let Some(reply) = self.build(ctx, msg, "00", data) else { return Outcome::Close("reply could not be built") };
+        let data = ReplyData {
+            rrn: self.rrn.next().ok(),
+            additional_data: Some(totals.to_digits()),
+            ..ReplyData::default()
+        };
+        let Some(reply) = self.build(ctx, msg, "00", data) else {
+            return Outcome::Close("reply could not be built");
+        };
         self.remember(key, content, Some(reply.clone()));
         self.send(ctx, reply)
     }
@@ -1347,7 +1685,9 @@ impl Host {
         if let Some(o) = self.retransmission(ctx, msg, &key, &content) {
             return o;
         }
-        let session = self.sessions.get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
+        let session = self
+            .sessions
+            .get(ctx.merchant_id.as_str(), ctx.terminal_id.as_str());
         if !session.signed_on || batch == ctx.open_batch() {
             return self.reply_code(ctx, msg, "77");
         }
@@ -1358,18 +1698,21 @@ impl Host {
                 return self.reply_code(ctx, msg, "96");
             }
         };
-        let discrepancy = |kind, stan, host: Option<i64>, term: Option<i64>, masked: Option<String>| Discrepancy {
-            kind,
-            merchant_id: ctx.merchant_id.to_string(),
-            terminal_id: ctx.terminal_id.to_string(),
-            batch_no: batch,
-            stan,
-            host_amount_fen: host,
-            terminal_amount_fen: term,
-            card_masked: masked,
-            txn_seq: None,
-            at: ctx.now,
-        };
+        let discrepancy =
+            |kind, stan, host: Option<i64>, term: Option<i64>, masked: Option<String>| {
+                Discrepancy {
+                    kind,
+                    merchant_id: ctx.merchant_id.to_string(),
+                    terminal_id: ctx.terminal_id.to_string(),
+                    batch_no: batch,
+                    stan,
+                    host_amount_fen: host,
+                    terminal_amount_fen: term,
+                    card_masked: masked,
+                    txn_seq: None,
+                    at: ctx.now,
+                }
+            };
         let upload_key = (ctx.lock_key(), batch);
         let mut found = Vec::new();
         match &u.content {
@@ -1450,13 +1793,20 @@ impl Host {
 
 /// Moves the discrepancies of `pos-discrepancies.jsonl` (written by versions before the store
 /// kept them) into the store, then renames the file to `….imported` so they are not read twice.
-fn import_discrepancy_file(store: &SqliteStore, data_dir: &std::path::Path) -> Result<(), PosError> {
+fn import_discrepancy_file(
+    store: &SqliteStore,
+    data_dir: &std::path::Path,
+) -> Result<(), PosError> {
     let file = DiscrepancyFile::new(data_dir);
     let lines = file.read_all()?;
     if !file.path().exists() {
         return Ok(());
     }
-    let kind_of = |s: &str| PosDiscrepancyKind::ALL.into_iter().find(|k| k.as_str() == s);
+    let kind_of = |s: &str| {
+        PosDiscrepancyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    };
     let mut rows = Vec::new();
     for l in &lines {
         let text = |k: &str| l[k].as_str().map(str::to_owned);
@@ -1472,7 +1822,10 @@ fn import_discrepancy_file(store: &SqliteStore, data_dir: &std::path::Path) -> R
         rows.push(NewPosDiscrepancy {
             merchant_id: m,
             terminal_id: t,
-            batch_no: l["batch_no"].as_u64().and_then(|b| u32::try_from(b).ok()).unwrap_or(0),
+            batch_no: l["batch_no"]
+                .as_u64()
+                .and_then(|b| u32::try_from(b).ok())
+                .unwrap_or(0),
             stan: l["stan"].as_u64().and_then(|s| u32::try_from(s).ok()),
             kind,
             terminal_amount_fen: l["terminal_amount_fen"].as_i64(),
@@ -1491,7 +1844,10 @@ fn import_discrepancy_file(store: &SqliteStore, data_dir: &std::path::Path) -> R
     store.record_discrepancies(rows)?;
     let done = file.path().with_extension("jsonl.imported");
     std::fs::rename(file.path(), &done).map_err(|e| PosError::io(file.path(), e))?;
-    info!(discrepancies = n, "discrepancy file imported into the store");
+    info!(
+        discrepancies = n,
+        "discrepancy file imported into the store"
+    );
     Ok(())
 }
 

@@ -4,13 +4,16 @@ use chrono::{DateTime, Utc};
 use domain::{Amount, BatchNo, MerchantClock, MerchantId, MerchantStatus, Role, TerminalId};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::{from_us, now_us, SqliteStore};
+use super::{from_us, now_us, SqliteStore, WriterCtx};
 use crate::model::*;
 use crate::repo::{ApiKeyRepo, AuditRepo, MerchantRepo, TerminalRepo, UserRepo};
 use crate::StoreError;
 
 fn corrupt(column: &'static str, value: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { column, value: value.into() }
+    StoreError::Corrupt {
+        column,
+        value: value.into(),
+    }
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -20,11 +23,21 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 fn join_ids<T: std::fmt::Display>(ids: &[T]) -> String {
-    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn split_ids<T>(s: &str, parse: impl Fn(&str) -> Result<T, domain::IdError>, column: &'static str) -> Result<Vec<T>, StoreError> {
-    s.split(',').filter(|p| !p.is_empty()).map(|p| parse(p).map_err(|_| corrupt(column, p))).collect()
+fn split_ids<T>(
+    s: &str,
+    parse: impl Fn(&str) -> Result<T, domain::IdError>,
+    column: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| parse(p).map_err(|_| corrupt(column, p)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,13 +84,22 @@ fn raw_merchant(r: &Row<'_>) -> rusqlite::Result<RawMerchant> {
 impl RawMerchant {
     fn into_merchant(self) -> Result<Merchant, StoreError> {
         Ok(Merchant {
-            id: MerchantId::parse(&self.id).map_err(|_| corrupt("merchants.merchant_id", &self.id))?,
-            status: MerchantStatus::parse(&self.status).map_err(|_| corrupt("merchants.status", &self.status))?,
-            clock: MerchantClock::new(&self.timezone, &self.cutoff)
-                .map_err(|_| corrupt("merchants.timezone/cutoff", format!("{} {}", self.timezone, self.cutoff)))?,
+            id: MerchantId::parse(&self.id)
+                .map_err(|_| corrupt("merchants.merchant_id", &self.id))?,
+            status: MerchantStatus::parse(&self.status)
+                .map_err(|_| corrupt("merchants.status", &self.status))?,
+            clock: MerchantClock::new(&self.timezone, &self.cutoff).map_err(|_| {
+                corrupt(
+                    "merchants.timezone/cutoff",
+                    format!("{} {}", self.timezone, self.cutoff),
+                )
+            })?,
             single_txn_limit: match self.limit_fen {
                 None => None,
-                Some(f) => Some(Amount::from_fen(f).map_err(|_| corrupt("merchants.single_txn_limit_fen", f.to_string()))?),
+                Some(f) => Some(
+                    Amount::from_fen(f)
+                        .map_err(|_| corrupt("merchants.single_txn_limit_fen", f.to_string()))?,
+                ),
             },
             name_zh: self.name_zh,
             name_en: self.name_en,
@@ -94,7 +116,9 @@ impl RawMerchant {
 /// Looks a merchant up inside a writer or reader connection.
 pub(crate) fn load_merchant(conn: &Connection, id: &str) -> Result<Option<Merchant>, StoreError> {
     let raw = conn
-        .prepare_cached(&format!("SELECT {MERCHANT_COLS} FROM merchants WHERE merchant_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {MERCHANT_COLS} FROM merchants WHERE merchant_id = ?1"
+        ))?
         .query_row([id], raw_merchant)
         .optional()?;
     raw.map(RawMerchant::into_merchant).transpose()
@@ -102,7 +126,12 @@ pub(crate) fn load_merchant(conn: &Connection, id: &str) -> Result<Option<Mercha
 
 /// Inserts a merchant and its first history entry. Used by `create_merchant` and by ingest's
 /// `create_missing`.
-pub(crate) fn insert_merchant(conn: &Connection, m: &NewMerchant, actor: &str, at_us: i64) -> Result<(), StoreError> {
+pub(crate) fn insert_merchant(
+    conn: &Connection,
+    m: &NewMerchant,
+    actor: &str,
+    at_us: i64,
+) -> Result<(), StoreError> {
     let r = conn
         .prepare_cached(&format!(
             "INSERT INTO merchants ({MERCHANT_COLS}) VALUES (?1, ?2, ?3, ?4, 'active', NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?5)"
@@ -121,7 +150,10 @@ pub(crate) fn insert_merchant(conn: &Connection, m: &NewMerchant, actor: &str, a
         ]);
     match r {
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::AlreadyExists { what: "merchant", key: m.id.to_string() })
+            return Err(StoreError::AlreadyExists {
+                what: "merchant",
+                key: m.id.to_string(),
+            })
         }
         r => r?,
     };
@@ -133,13 +165,28 @@ pub(crate) fn insert_merchant(conn: &Connection, m: &NewMerchant, actor: &str, a
     Ok(())
 }
 
+impl SqliteStore {
+    /// A write that changes merchant or terminal rows as caches of them see them.
+    fn write_config<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriterCtx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let r = self.write(f);
+        self.bump_generation();
+        r
+    }
+}
+
 impl MerchantRepo for SqliteStore {
     fn create_merchant(&self, m: &NewMerchant, actor: &str) -> Result<Merchant, StoreError> {
         let m = m.clone();
         let actor = actor.to_owned();
-        self.write(move |ctx| {
+        self.write_config(move |ctx| {
             insert_merchant(&ctx.conn, &m, &actor, now_us())?;
-            load_merchant(&ctx.conn, m.id.as_str())?.ok_or(StoreError::NotFound { what: "merchant", key: m.id.to_string() })
+            load_merchant(&ctx.conn, m.id.as_str())?.ok_or(StoreError::NotFound {
+                what: "merchant",
+                key: m.id.to_string(),
+            })
         })
     }
 
@@ -149,8 +196,12 @@ impl MerchantRepo for SqliteStore {
 
     fn list_merchants(&self, scope: &Scope) -> Result<Vec<Merchant>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT {MERCHANT_COLS} FROM merchants ORDER BY merchant_id"))?;
-            let raws = stmt.query_map([], raw_merchant)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MERCHANT_COLS} FROM merchants ORDER BY merchant_id"
+            ))?;
+            let raws = stmt
+                .query_map([], raw_merchant)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut out = Vec::new();
             for raw in raws {
                 let m = raw.into_merchant()?;
@@ -171,7 +222,7 @@ impl MerchantRepo for SqliteStore {
         effective_at: DateTime<Utc>,
     ) -> Result<Merchant, StoreError> {
         let (id, reason, actor) = (id.clone(), reason.to_owned(), actor.to_owned());
-        self.write(move |ctx| {
+        self.write_config(move |ctx| {
             let now = now_us();
             let n = ctx
                 .conn
@@ -192,7 +243,10 @@ impl MerchantRepo for SqliteStore {
         })
     }
 
-    fn merchant_status_history(&self, id: &MerchantId) -> Result<Vec<MerchantStatusChange>, StoreError> {
+    fn merchant_status_history(
+        &self,
+        id: &MerchantId,
+    ) -> Result<Vec<MerchantStatusChange>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT status, reason, actor, effective_at_us, recorded_at_us FROM merchant_status_history
@@ -223,14 +277,36 @@ impl MerchantRepo for SqliteStore {
 // Terminals
 // ---------------------------------------------------------------------------------------------
 
-const TERMINAL_COLS: &str = "merchant_id, terminal_id, status, master_key_hex, open_batch, last_seen_at_us, \
+const TERMINAL_COLS: &str =
+    "merchant_id, terminal_id, status, master_key_hex, open_batch, last_seen_at_us, \
      last_sign_on_at_us, last_settlement_at_us, last_settlement_result, created_at_us";
 
-type RawTerminal =
-    (String, String, String, Option<String>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<String>, i64);
+type RawTerminal = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+);
 
 fn raw_terminal(r: &Row<'_>) -> rusqlite::Result<RawTerminal> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
 }
 
 fn terminal_from_raw(t: RawTerminal) -> Result<Terminal, StoreError> {
@@ -238,12 +314,16 @@ fn terminal_from_raw(t: RawTerminal) -> Result<Terminal, StoreError> {
     Ok(Terminal {
         id: TerminalId::parse(&tid).map_err(|_| corrupt("terminals.terminal_id", &tid))?,
         merchant_id: MerchantId::parse(&mid).map_err(|_| corrupt("terminals.merchant_id", &mid))?,
-        status: TerminalStatus::parse(&status).ok_or_else(|| corrupt("terminals.status", &status))?,
+        status: TerminalStatus::parse(&status)
+            .ok_or_else(|| corrupt("terminals.status", &status))?,
         master_key_hex: key,
         open_batch: match batch {
             None => None,
             Some(b) => Some(
-                u32::try_from(b).ok().and_then(|b| BatchNo::new(b).ok()).ok_or_else(|| corrupt("terminals.open_batch", b.to_string()))?,
+                u32::try_from(b)
+                    .ok()
+                    .and_then(|b| BatchNo::new(b).ok())
+                    .ok_or_else(|| corrupt("terminals.open_batch", b.to_string()))?,
             ),
         },
         last_seen_at: seen.map(from_us),
@@ -254,21 +334,34 @@ fn terminal_from_raw(t: RawTerminal) -> Result<Terminal, StoreError> {
     })
 }
 
-pub(crate) fn load_terminal(conn: &Connection, merchant_id: &str, terminal_id: &str) -> Result<Option<Terminal>, StoreError> {
+pub(crate) fn load_terminal(
+    conn: &Connection,
+    merchant_id: &str,
+    terminal_id: &str,
+) -> Result<Option<Terminal>, StoreError> {
     let raw = conn
-        .prepare_cached(&format!("SELECT {TERMINAL_COLS} FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2"))?
+        .prepare_cached(&format!(
+            "SELECT {TERMINAL_COLS} FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2"
+        ))?
         .query_row((merchant_id, terminal_id), raw_terminal)
         .optional()?;
     raw.map(terminal_from_raw).transpose()
 }
 
-pub(crate) fn insert_terminal(conn: &Connection, t: &NewTerminal, at_us: i64) -> Result<(), StoreError> {
+pub(crate) fn insert_terminal(
+    conn: &Connection,
+    t: &NewTerminal,
+    at_us: i64,
+) -> Result<(), StoreError> {
     let exists: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM merchants WHERE merchant_id = ?1")?
         .query_row([t.merchant_id.as_str()], |r| r.get(0))
         .optional()?;
     if exists.is_none() {
-        return Err(StoreError::NotFound { what: "merchant", key: t.merchant_id.to_string() });
+        return Err(StoreError::NotFound {
+            what: "merchant",
+            key: t.merchant_id.to_string(),
+        });
     }
     let r = conn
         .prepare_cached(
@@ -288,14 +381,22 @@ pub(crate) fn insert_terminal(conn: &Connection, t: &NewTerminal, at_us: i64) ->
 impl TerminalRepo for SqliteStore {
     fn create_terminal(&self, t: &NewTerminal) -> Result<Terminal, StoreError> {
         let t = t.clone();
-        self.write(move |ctx| {
+        self.write_config(move |ctx| {
             insert_terminal(&ctx.conn, &t, now_us())?;
-            load_terminal(&ctx.conn, t.merchant_id.as_str(), t.id.as_str())?
-                .ok_or(StoreError::NotFound { what: "terminal", key: t.id.to_string() })
+            load_terminal(&ctx.conn, t.merchant_id.as_str(), t.id.as_str())?.ok_or(
+                StoreError::NotFound {
+                    what: "terminal",
+                    key: t.id.to_string(),
+                },
+            )
         })
     }
 
-    fn get_terminal(&self, merchant_id: &MerchantId, id: &TerminalId) -> Result<Option<Terminal>, StoreError> {
+    fn get_terminal(
+        &self,
+        merchant_id: &MerchantId,
+        id: &TerminalId,
+    ) -> Result<Option<Terminal>, StoreError> {
         self.read(|c| load_terminal(c, merchant_id.as_str(), id.as_str()))
     }
 
@@ -304,12 +405,18 @@ impl TerminalRepo for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {TERMINAL_COLS} FROM terminals WHERE terminal_id = ?1 ORDER BY merchant_id"
             ))?;
-            let raws = stmt.query_map([id.as_str()], raw_terminal)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let raws = stmt
+                .query_map([id.as_str()], raw_terminal)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             raws.into_iter().map(terminal_from_raw).collect()
         })
     }
 
-    fn list_terminals(&self, scope: &Scope, merchant_id: Option<&MerchantId>) -> Result<Vec<Terminal>, StoreError> {
+    fn list_terminals(
+        &self,
+        scope: &Scope,
+        merchant_id: Option<&MerchantId>,
+    ) -> Result<Vec<Terminal>, StoreError> {
         self.read(|c| {
             let raws = match merchant_id {
                 Some(m) => c
@@ -341,22 +448,37 @@ impl TerminalRepo for SqliteStore {
         status: TerminalStatus,
     ) -> Result<Terminal, StoreError> {
         let (mid, tid) = (merchant_id.clone(), id.clone());
-        self.write(move |ctx| {
+        self.write_config(move |ctx| {
             let n = ctx
                 .conn
-                .prepare_cached("UPDATE terminals SET status = ?3 WHERE merchant_id = ?1 AND terminal_id = ?2")?
+                .prepare_cached(
+                    "UPDATE terminals SET status = ?3 WHERE merchant_id = ?1 AND terminal_id = ?2",
+                )?
                 .execute((mid.as_str(), tid.as_str(), status.as_str()))?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: "terminal", key: format!("{tid} of merchant {mid}") });
+                return Err(StoreError::NotFound {
+                    what: "terminal",
+                    key: format!("{tid} of merchant {mid}"),
+                });
             }
-            load_terminal(&ctx.conn, mid.as_str(), tid.as_str())?
-                .ok_or(StoreError::NotFound { what: "terminal", key: tid.to_string() })
+            load_terminal(&ctx.conn, mid.as_str(), tid.as_str())?.ok_or(StoreError::NotFound {
+                what: "terminal",
+                key: tid.to_string(),
+            })
         })
     }
 
-    fn update_terminal_sync(&self, merchant_id: &MerchantId, id: &TerminalId, sync: &TerminalSync) -> Result<(), StoreError> {
+    fn update_terminal_sync(
+        &self,
+        merchant_id: &MerchantId,
+        id: &TerminalId,
+        sync: &TerminalSync,
+    ) -> Result<(), StoreError> {
         let (mid, tid, s) = (merchant_id.clone(), id.clone(), sync.clone());
-        self.write(move |ctx| {
+        // Only "last seen" changes nothing a cached terminal row is used for.
+        let config =
+            s.open_batch.is_some() || s.last_sign_on_at.is_some() || s.last_settlement.is_some();
+        let job = move |ctx: &mut WriterCtx| {
             let (settle_at, settle_result) = match &s.last_settlement {
                 Some((at, result)) => (Some(at.timestamp_micros()), Some(result.clone())),
                 None => (None, None),
@@ -382,10 +504,18 @@ impl TerminalRepo for SqliteStore {
                     settle_result,
                 ])?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: "terminal", key: format!("{tid} of merchant {mid}") });
+                return Err(StoreError::NotFound {
+                    what: "terminal",
+                    key: format!("{tid} of merchant {mid}"),
+                });
             }
             Ok(())
-        })
+        };
+        if config {
+            self.write_config(job)
+        } else {
+            self.write(job)
+        }
     }
 }
 
@@ -393,12 +523,31 @@ impl TerminalRepo for SqliteStore {
 // Users and sessions
 // ---------------------------------------------------------------------------------------------
 
-const USER_COLS: &str = "id, username, role, merchant_id, terminals, password_hash, disabled, created_at_us";
+const USER_COLS: &str =
+    "id, username, role, merchant_id, terminals, password_hash, disabled, created_at_us";
 
-type RawUser = (i64, String, String, Option<String>, String, String, bool, i64);
+type RawUser = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    bool,
+    i64,
+);
 
 fn raw_user(r: &Row<'_>) -> rusqlite::Result<RawUser> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn user_from_raw(u: RawUser) -> Result<User, StoreError> {
@@ -418,7 +567,11 @@ fn user_from_raw(u: RawUser) -> Result<User, StoreError> {
     })
 }
 
-fn load_user_where(conn: &Connection, clause: &str, key: &dyn rusqlite::ToSql) -> Result<Option<User>, StoreError> {
+fn load_user_where(
+    conn: &Connection,
+    clause: &str,
+    key: &dyn rusqlite::ToSql,
+) -> Result<Option<User>, StoreError> {
     let raw = conn
         .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE {clause}"))?
         .query_row([key], raw_user)
@@ -429,10 +582,16 @@ fn load_user_where(conn: &Connection, clause: &str, key: &dyn rusqlite::ToSql) -
 impl UserRepo for SqliteStore {
     fn create_user(&self, u: &NewUser) -> Result<User, StoreError> {
         if u.role.is_merchant() && u.merchant_id.is_none() {
-            return Err(StoreError::Invalid { what: "user", reason: format!("role {} needs a merchant", u.role) });
+            return Err(StoreError::Invalid {
+                what: "user",
+                reason: format!("role {} needs a merchant", u.role),
+            });
         }
         if u.username.trim().is_empty() {
-            return Err(StoreError::Invalid { what: "user", reason: "username must not be empty".into() });
+            return Err(StoreError::Invalid {
+                what: "user",
+                reason: "username must not be empty".into(),
+            });
         }
         let u = u.clone();
         self.write(move |ctx| {
@@ -479,7 +638,9 @@ impl UserRepo for SqliteStore {
         self.read(|c| {
             let raws = match merchant_id {
                 Some(m) => c
-                    .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE merchant_id = ?1 ORDER BY username"))?
+                    .prepare_cached(&format!(
+                        "SELECT {USER_COLS} FROM users WHERE merchant_id = ?1 ORDER BY username"
+                    ))?
                     .query_map([m.as_str()], raw_user)?
                     .collect::<rusqlite::Result<Vec<_>>>()?,
                 None => c
@@ -493,27 +654,59 @@ impl UserRepo for SqliteStore {
 
     fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            let n = ctx.conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?.execute((id, disabled))?;
+            let n = ctx
+                .conn
+                .prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
+                .execute((id, disabled))?;
             if disabled {
-                ctx.conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?.execute([id])?;
+                ctx.conn
+                    .prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+                    .execute([id])?;
             }
-            if n == 0 { Err(StoreError::NotFound { what: "user", key: id.to_string() }) } else { Ok(()) }
+            if n == 0 {
+                Err(StoreError::NotFound {
+                    what: "user",
+                    key: id.to_string(),
+                })
+            } else {
+                Ok(())
+            }
         })
     }
 
     fn set_user_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
         let h = password_hash.to_owned();
         self.write(move |ctx| {
-            let n = ctx.conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?.execute((id, &h))?;
-            if n == 0 { Err(StoreError::NotFound { what: "user", key: id.to_string() }) } else { Ok(()) }
+            let n = ctx
+                .conn
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                .execute((id, &h))?;
+            if n == 0 {
+                Err(StoreError::NotFound {
+                    what: "user",
+                    key: id.to_string(),
+                })
+            } else {
+                Ok(())
+            }
         })
     }
 
     fn set_user_terminals(&self, id: i64, terminals: &[TerminalId]) -> Result<(), StoreError> {
         let list = join_ids(terminals);
         self.write(move |ctx| {
-            let n = ctx.conn.prepare_cached("UPDATE users SET terminals = ?2 WHERE id = ?1")?.execute((id, &list))?;
-            if n == 0 { Err(StoreError::NotFound { what: "user", key: id.to_string() }) } else { Ok(()) }
+            let n = ctx
+                .conn
+                .prepare_cached("UPDATE users SET terminals = ?2 WHERE id = ?1")?
+                .execute((id, &list))?;
+            if n == 0 {
+                Err(StoreError::NotFound {
+                    what: "user",
+                    key: id.to_string(),
+                })
+            } else {
+                Ok(())
+            }
         })
     }
 
@@ -540,7 +733,11 @@ impl UserRepo for SqliteStore {
         })
     }
 
-    fn get_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>, StoreError> {
+    fn get_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, User)>, StoreError> {
         self.read(|c| {
             let row: Option<(i64, i64, i64)> = c
                 .prepare_cached(
@@ -562,7 +759,9 @@ impl UserRepo for SqliteStore {
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         let h = token_hash.to_owned();
         self.write(move |ctx| {
-            ctx.conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?.execute([&h])?;
+            ctx.conn
+                .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+                .execute([&h])?;
             Ok(())
         })
     }
@@ -587,7 +786,14 @@ const API_KEY_COLS: &str = "id, name, key_hash, merchants, revoked, created_at_u
 type RawApiKey = (i64, String, String, Option<String>, bool, i64);
 
 fn raw_api_key(r: &Row<'_>) -> rusqlite::Result<RawApiKey> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn api_key_from_raw(k: RawApiKey) -> Result<ApiKey, StoreError> {
@@ -633,7 +839,9 @@ impl ApiKeyRepo for SqliteStore {
     fn get_api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.read(|c| {
             let raw = c
-                .prepare_cached(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked = 0"))?
+                .prepare_cached(&format!(
+                    "SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked = 0"
+                ))?
                 .query_row([key_hash], raw_api_key)
                 .optional()?;
             raw.map(api_key_from_raw).transpose()
@@ -652,8 +860,18 @@ impl ApiKeyRepo for SqliteStore {
 
     fn revoke_api_key(&self, id: i64) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            let n = ctx.conn.prepare_cached("UPDATE api_keys SET revoked = 1 WHERE id = ?1")?.execute([id])?;
-            if n == 0 { Err(StoreError::NotFound { what: "api key", key: id.to_string() }) } else { Ok(()) }
+            let n = ctx
+                .conn
+                .prepare_cached("UPDATE api_keys SET revoked = 1 WHERE id = ?1")?
+                .execute([id])?;
+            if n == 0 {
+                Err(StoreError::NotFound {
+                    what: "api key",
+                    key: id.to_string(),
+                })
+            } else {
+                Ok(())
+            }
         })
     }
 }
@@ -677,7 +895,9 @@ impl AuditRepo for SqliteStore {
 
     fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         use rusqlite::types::Value;
-        let mut sql = String::from("SELECT id, at_us, actor, action, target, detail, ip FROM audit_events WHERE 1 = 1");
+        let mut sql = String::from(
+            "SELECT id, at_us, actor, action, target, detail, ip FROM audit_events WHERE 1 = 1",
+        );
         let mut params: Vec<Value> = Vec::new();
         if let Some(a) = &q.actor {
             params.push(Value::Text(a.clone()));

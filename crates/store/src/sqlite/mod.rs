@@ -14,6 +14,7 @@ mod txn;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -72,6 +73,10 @@ struct Inner {
     cfg: StoreConfig,
     jobs: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+    /// Bumped after every committed change to a merchant or terminal that a cached copy
+    /// would get wrong (status, binding, open batch, keys); see [`SqliteStore::config_generation`].
+    generation: AtomicU64,
     readers: Mutex<Vec<Connection>>,
     readers_open: Mutex<usize>,
     reader_freed: Condvar,
@@ -85,6 +90,12 @@ impl Drop for Inner {
         }
         if let Ok(mut w) = self.writer.lock() {
             if let Some(h) = w.take() {
+                let _ = h.join();
+            }
+        }
+        // The writer held the checkpointer's only sender: it ends once the writer has.
+        if let Ok(mut c) = self.checkpointer.lock() {
+            if let Some(h) = c.take() {
                 let _ = h.join();
             }
         }
@@ -139,11 +150,25 @@ impl SqliteStore {
         let head = chain::load_head(&conn)?;
         let mut ctx = WriterCtx { conn, head };
 
+        // Checkpoints run on a connection of their own, so the writer never stops committing
+        // while WAL frames are copied into the database file.
+        let ckpt_conn = Connection::open(&path)?;
+        configure(&ckpt_conn, &cfg, 1024)?;
+        let (ckpt_tx, ckpt_rx) = sync_channel::<()>(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while ckpt_rx.recv().is_ok() {
+                    let _ = ckpt_conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| StoreError::io(&path, e))?;
+
         let (tx, rx) = sync_channel::<Job>(cfg.write_queue_depth.max(1));
         let group_max = cfg.group_commit_max.max(1);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&mut ctx, rx, group_max))
+            .spawn(move || writer_loop(&mut ctx, rx, group_max, ckpt_tx))
             .map_err(|e| StoreError::io(&path, e))?;
 
         Ok(SqliteStore {
@@ -152,6 +177,8 @@ impl SqliteStore {
                 cfg,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some(checkpointer)),
+                generation: AtomicU64::new(0),
                 readers: Mutex::new(Vec::new()),
                 readers_open: Mutex::new(0),
                 reader_freed: Condvar::new(),
@@ -162,6 +189,18 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// A number that changes after every committed change to a merchant or terminal that
+    /// decides how a request is answered (status, binding, open batch, keys), made through this
+    /// store. A cache of merchant and terminal rows taken when the number was `g` is current
+    /// while the number is still `g`. Changes made by another process are not seen here.
+    pub fn config_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_generation(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Schema version in force.
@@ -180,14 +219,19 @@ impl SqliteStore {
         // Pooled readers are read-only, and VACUUM INTO writes (the new file): a connection
         // of its own, which reads one consistent snapshot while the writer goes on.
         let c = Connection::open(&self.inner.path)?;
-        c.busy_timeout(std::time::Duration::from_millis(self.inner.cfg.busy_timeout_ms))?;
+        c.busy_timeout(std::time::Duration::from_millis(
+            self.inner.cfg.busy_timeout_ms,
+        ))?;
         c.execute("VACUUM INTO ?1", [dest])?;
         Ok(())
     }
 
     /// Runs `f` on the writer inside the current group's transaction. The result is returned
     /// only after the group has committed (durably); a failed `f` leaves no trace.
-    pub(crate) fn write<T, E>(&self, f: impl FnOnce(&mut WriterCtx) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    pub(crate) fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut WriterCtx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -207,25 +251,72 @@ impl SqliteStore {
         E: From<StoreError> + Send + 'static,
     {
         let (tx, rx) = sync_channel::<Result<T, E>>(1);
+        self.submit_then(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        Ok(rx)
+    }
+
+    /// Queues `f` for the writer; `done` is called on the writer thread with `f`'s result once
+    /// the group has committed (so it must be quick: hand the result on, do not work). No
+    /// thread waits meanwhile, which is what an async caller wants. If the writer is gone,
+    /// `done` is not called and the error is returned here.
+    pub(crate) fn submit_then<T, E>(
+        &self,
+        f: impl FnOnce(&mut WriterCtx) -> Result<T, E> + Send + 'static,
+        done: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let job: Job = Box::new(move |ctx: &mut WriterCtx| {
             let r = f(ctx);
             let ok = r.is_ok();
             let reply: Reply = Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
-                    Err(msg) if ok => Err(E::from(StoreError::Invalid { what: "commit", reason: msg })),
+                    Err(msg) if ok => Err(E::from(StoreError::Invalid {
+                        what: "commit",
+                        reason: msg,
+                    })),
                     _ => r,
                 };
-                let _ = tx.send(out);
+                done(out);
             });
             (ok, reply)
         });
-        let sender = self.inner.jobs.lock().map_err(|_| StoreError::WriterGone)?.clone().ok_or(StoreError::WriterGone)?;
+        let sender = self
+            .inner
+            .jobs
+            .lock()
+            .map_err(|_| StoreError::WriterGone)?
+            .clone()
+            .ok_or(StoreError::WriterGone)?;
         sender.send(job).map_err(|_| StoreError::WriterGone)?;
-        Ok(rx)
+        Ok(())
+    }
+
+    /// [`crate::TxnRepo::ingest`] for async callers: `done` gets the result on the writer
+    /// thread once the batch is durably committed (or refused), and no thread waits meanwhile.
+    /// An error here means the writer is gone and `done` will not be called.
+    pub fn ingest_then(
+        &self,
+        batch: Vec<crate::NewTxn>,
+        opts: crate::IngestOptions,
+        done: impl FnOnce(Result<Vec<crate::IngestResult>, crate::IngestError>) + Send + 'static,
+    ) -> Result<(), crate::IngestError> {
+        if let Some(early) = txn::ingest_precheck(&batch) {
+            done(early);
+            return Ok(());
+        }
+        self.submit_then(move |ctx| txn::ingest_in(ctx, &batch, opts), done)
     }
 
     /// Runs `f` on a pooled reader connection.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.take_reader()?;
         let r = catch_unwind(AssertUnwindSafe(|| f(&conn)));
         // A reader left inside a transaction by an error is reset before reuse.
@@ -235,7 +326,10 @@ impl SqliteStore {
         self.give_reader(conn);
         match r {
             Ok(r) => r,
-            Err(_) => Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() }),
+            Err(_) => Err(StoreError::Invalid {
+                what: "read",
+                reason: "internal error while reading".into(),
+            }),
         }
     }
 
@@ -247,7 +341,10 @@ impl SqliteStore {
                 return Ok(c);
             }
             {
-                let mut open = inner.readers_open.lock().map_err(|_| StoreError::WriterGone)?;
+                let mut open = inner
+                    .readers_open
+                    .lock()
+                    .map_err(|_| StoreError::WriterGone)?;
                 if *open < inner.cfg.readers_max.max(1) {
                     *open += 1;
                     drop(open);
@@ -259,7 +356,10 @@ impl SqliteStore {
                     });
                 }
             }
-            pool = inner.reader_freed.wait(pool).map_err(|_| StoreError::WriterGone)?;
+            pool = inner
+                .reader_freed
+                .wait(pool)
+                .map_err(|_| StoreError::WriterGone)?;
         }
     }
 
@@ -273,7 +373,9 @@ impl SqliteStore {
     fn open_reader(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &self.inner.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )?;
         configure(&conn, &self.inner.cfg, self.inner.cfg.cache_kib)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
@@ -281,13 +383,24 @@ impl SqliteStore {
     }
 }
 
-/// Commits between WAL checkpoints at most (small groups write a few pages each).
+/// Commits between requests to the checkpointer at most (small groups write a few pages each).
 const CHECKPOINT_EVERY_COMMITS: u32 = 32;
 /// A group running at least this long (a bulk import) is checkpointed right after it.
 const CHECKPOINT_AFTER_GROUP_MS: u128 = 250;
+/// Commits between the writer's own checkpoints. The checkpointer's run alongside the writer,
+/// so under steady load they may never find the WAL wholly copied, and SQLite only starts the
+/// WAL file over after a complete checkpoint; the writer's own, between two groups, completes
+/// (the checkpointer has already copied nearly everything) and so bounds the WAL file.
+const WRITER_CHECKPOINT_EVERY_COMMITS: u32 = 1024;
 
-fn writer_loop(ctx: &mut WriterCtx, rx: Receiver<Job>, group_max: usize) {
+fn writer_loop(
+    ctx: &mut WriterCtx,
+    rx: Receiver<Job>,
+    group_max: usize,
+    checkpointer: SyncSender<()>,
+) {
     let mut commits_since_checkpoint = 0u32;
+    let mut commits_since_own_checkpoint = 0u32;
     while let Ok(first) = rx.recv() {
         let started = std::time::Instant::now();
         let mut group = vec![first];
@@ -299,13 +412,23 @@ fn writer_loop(ctx: &mut WriterCtx, rx: Receiver<Job>, group_max: usize) {
         }
         run_group(ctx, group);
         // Durability came from the WAL fsync in the commit; copying frames back into the
-        // database file happens here, after every caller has had its answer. PASSIVE never
-        // waits for readers; what it cannot copy now is copied next time.
+        // database file is the checkpointer's, on its own thread, after every caller has had
+        // its answer. PASSIVE never waits for readers; what it cannot copy now is copied next
+        // time. A request while one is pending is dropped (`try_send`): one pass copies all.
         commits_since_checkpoint += 1;
-        if commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS
+        commits_since_own_checkpoint += 1;
+        if commits_since_own_checkpoint >= WRITER_CHECKPOINT_EVERY_COMMITS {
+            let done = ctx
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+            // 1 = busy (the checkpointer is at it): try again after the next group.
+            if matches!(done, Ok(0)) {
+                commits_since_own_checkpoint = 0;
+            }
+        } else if commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS
             || started.elapsed().as_millis() >= CHECKPOINT_AFTER_GROUP_MS
         {
-            let _ = ctx.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            let _ = checkpointer.try_send(());
             commits_since_checkpoint = 0;
         }
     }
@@ -322,13 +445,13 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
     let mut any_kept = false;
     for job in group {
         let head_before = ctx.head.clone();
-        if ctx.conn.execute_batch("SAVEPOINT job").is_err() {
+        if savepoint(&ctx.conn, "SAVEPOINT job").is_err() {
             drop(job);
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job(ctx))) {
             Ok((true, reply)) => {
-                let _ = ctx.conn.execute_batch("RELEASE job");
+                let _ = savepoint(&ctx.conn, "RELEASE job");
                 any_kept = true;
                 replies.push(reply);
             }
@@ -345,7 +468,8 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
         }
     }
     let commit = if any_kept {
-        chain::store_head(&ctx.conn, &ctx.head).and_then(|_| ctx.conn.execute_batch("COMMIT").map_err(StoreError::from))
+        chain::store_head(&ctx.conn, &ctx.head)
+            .and_then(|_| ctx.conn.execute_batch("COMMIT").map_err(StoreError::from))
     } else {
         ctx.conn.execute_batch("COMMIT").map_err(StoreError::from)
     };
@@ -362,4 +486,11 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
     for reply in replies {
         reply(outcome.clone());
     }
+}
+
+/// Runs a savepoint statement through the statement cache (one per job: parsing it each time
+/// showed in the writer's profile under many small jobs).
+fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }

@@ -9,8 +9,9 @@ use std::time::Instant;
 use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 use domain::{
-    project_status, Amount, AuthCode, BatchNo, CardKey, CardSummary, Channel, Currency, MerchantClock, MerchantId, Related,
-    ResponseCode, Rrn, SettlementDate, Source, Stan, TerminalId, TxnKind, TxnStatus,
+    project_status, Amount, AuthCode, BatchNo, CardKey, CardSummary, Channel, Currency,
+    MerchantClock, MerchantId, Related, ResponseCode, Rrn, SettlementDate, Source, Stan,
+    TerminalId, TxnKind, TxnStatus,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -33,7 +34,10 @@ const BULK_ERRORS_MAX_DEFAULT: usize = 1_000;
 const DERIVE_DEPTH_MAX: u32 = 6;
 
 fn corrupt(column: &'static str, value: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { column, value: value.into() }
+    StoreError::Corrupt {
+        column,
+        value: value.into(),
+    }
 }
 
 fn date_to_int(d: SettlementDate) -> i64 {
@@ -75,7 +79,11 @@ fn original_kinds(kind: TxnKind, reversal: bool) -> &'static [TxnKind] {
 }
 
 fn kinds_sql(kinds: &[TxnKind]) -> String {
-    kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
+    kinds
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,11 +127,21 @@ fn idem_key(t: &NewTxn) -> String {
             t.kind
         )
     } else {
-        format!("(external_ref {}, {}{rev})", t.external_ref.as_deref().unwrap_or("-"), t.kind)
+        format!(
+            "(external_ref {}, {}{rev})",
+            t.external_ref.as_deref().unwrap_or("-"),
+            t.kind
+        )
     }
 }
 
-fn record_of(t: &NewTxn, seq: i64, received_at_us: i64, settlement_date: i64, original_seq: Option<i64>) -> RecordRow {
+fn record_of(
+    t: &NewTxn,
+    seq: i64,
+    received_at_us: i64,
+    settlement_date: i64,
+    original_seq: Option<i64>,
+) -> RecordRow {
     RecordRow {
         seq,
         received_at_us,
@@ -138,7 +156,11 @@ fn record_of(t: &NewTxn, seq: i64, received_at_us: i64, settlement_date: i64, or
         card_bin: t.card.as_ref().map(|c| c.bin.clone()),
         card_last4: t.card.as_ref().map(|c| c.last4.clone()),
         card_masked: t.card.as_ref().map(|c| c.masked.clone()),
-        card_token: t.card.as_ref().and_then(|c| hex::decode(&c.token).ok()).filter(|b| !b.is_empty()),
+        card_token: t
+            .card
+            .as_ref()
+            .and_then(|c| hex::decode(&c.token).ok())
+            .filter(|b| !b.is_empty()),
         amount_fen: t.amount.fen(),
         currency: t.currency.as_str().to_owned(),
         response_code: t.response_code.as_str().to_owned(),
@@ -156,7 +178,8 @@ const RECORD_COLS: &str = "seq, received_at_us, merchant_id, terminal_id, batch_
      original_seq, reversal, source, external_ref";
 
 /// Hot-path SQL built once (`prepare_cached` keys on the text; formatting it per row allocated).
-static SQL_LOAD_RECORD: LazyLock<String> = LazyLock::new(|| format!("SELECT {RECORD_COLS} FROM txn_records WHERE seq = ?1"));
+static SQL_LOAD_RECORD: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {RECORD_COLS} FROM txn_records WHERE seq = ?1"));
 static SQL_CARD_KEY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
@@ -166,8 +189,9 @@ static SQL_CARD_KEY: LazyLock<String> = LazyLock::new(|| {
 static SQL_QR_KEY: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {RECORD_COLS} FROM txn_records WHERE channel <> 'card' AND external_ref = ?1 AND kind = ?2 AND reversal = ?3")
 });
-static SQL_FOLLOWERS: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {RECORD_COLS} FROM txn_records WHERE original_seq = ?1 ORDER BY seq"));
+static SQL_FOLLOWERS: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {RECORD_COLS} FROM txn_records WHERE original_seq = ?1 ORDER BY seq")
+});
 static SQL_CARD_TWIN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {RECORD_COLS} FROM txn_records WHERE channel = 'card' AND merchant_id = ?1 AND terminal_id = ?2
@@ -217,25 +241,32 @@ fn load_record(conn: &Connection, seq: i64) -> Result<Option<RecordRow>, StoreEr
 }
 
 /// The stored record under `t`'s idempotency key, if any.
-fn find_by_key(conn: &Connection, t: &NewTxn, reversal: bool) -> Result<Option<RecordRow>, StoreError> {
+fn find_by_key(
+    conn: &Connection,
+    t: &NewTxn,
+    reversal: bool,
+) -> Result<Option<RecordRow>, StoreError> {
     let row = if t.channel == Channel::Card {
         conn.prepare_cached(&SQL_CARD_KEY)?
-        .query_row(
-            rusqlite::params![
-                t.merchant_id.as_str(),
-                t.terminal_id.as_ref().map(|x| x.as_str()),
-                t.batch_no.map(|b| b.get()),
-                t.stan.map(|s| s.get()),
-                t.kind.as_str(),
-                reversal
-            ],
-            |r| record_from_row(r, 0),
-        )
-        .optional()?
+            .query_row(
+                rusqlite::params![
+                    t.merchant_id.as_str(),
+                    t.terminal_id.as_ref().map(|x| x.as_str()),
+                    t.batch_no.map(|b| b.get()),
+                    t.stan.map(|s| s.get()),
+                    t.kind.as_str(),
+                    reversal
+                ],
+                |r| record_from_row(r, 0),
+            )
+            .optional()?
     } else {
         conn.prepare_cached(&SQL_QR_KEY)?
-        .query_row((t.external_ref.as_deref(), t.kind.as_str(), reversal), |r| record_from_row(r, 0))
-        .optional()?
+            .query_row(
+                (t.external_ref.as_deref(), t.kind.as_str(), reversal),
+                |r| record_from_row(r, 0),
+            )
+            .optional()?
     };
     Ok(row)
 }
@@ -243,12 +274,27 @@ fn find_by_key(conn: &Connection, t: &NewTxn, reversal: bool) -> Result<Option<R
 /// Same object again? Everything the sender said must match; source, receive time and how the
 /// original was resolved do not count.
 fn same_object(stored: &RecordRow, new: &RecordRow) -> bool {
-    let a = RecordRow { seq: 0, received_at_us: 0, original_seq: None, source: String::new(), ..stored.clone() };
-    let b = RecordRow { seq: 0, received_at_us: 0, original_seq: None, source: String::new(), ..new.clone() };
+    let a = RecordRow {
+        seq: 0,
+        received_at_us: 0,
+        original_seq: None,
+        source: String::new(),
+        ..stored.clone()
+    };
+    let b = RecordRow {
+        seq: 0,
+        received_at_us: 0,
+        original_seq: None,
+        source: String::new(),
+        ..new.clone()
+    };
     a == b
 }
 
-fn resolve_original(conn: &Connection, t: &NewTxn) -> Result<Result<Option<i64>, ItemReason>, StoreError> {
+fn resolve_original(
+    conn: &Connection,
+    t: &NewTxn,
+) -> Result<Result<Option<i64>, ItemReason>, StoreError> {
     let kinds = || kinds_sql(original_kinds(t.kind, t.reversal));
     let found: Option<i64> = match &t.original {
         Some(OriginalRef::BatchStan { batch_no, stan }) => match &t.terminal_id {
@@ -278,10 +324,17 @@ fn resolve_original(conn: &Connection, t: &NewTxn) -> Result<Result<Option<i64>,
         // A reversal may arrive for an original that never reached us: kept as an orphan.
         (None, _) if t.reversal => Ok(Ok(None)),
         (None, Some(OriginalRef::BatchStan { batch_no, stan })) => {
-            Ok(Err(ItemReason::OriginalNotFound(format!("batch_no {batch_no}, stan {stan} on the same terminal"))))
+            Ok(Err(ItemReason::OriginalNotFound(format!(
+                "batch_no {batch_no}, stan {stan} on the same terminal"
+            ))))
         }
-        (None, Some(OriginalRef::Rrn(rrn))) => Ok(Err(ItemReason::OriginalNotFound(format!("rrn {rrn} within the merchant")))),
-        (None, None) if t.kind.needs_original() => Ok(Err(ItemReason::OriginalNotFound(format!("a {} needs an original", t.kind)))),
+        (None, Some(OriginalRef::Rrn(rrn))) => Ok(Err(ItemReason::OriginalNotFound(format!(
+            "rrn {rrn} within the merchant"
+        )))),
+        (None, None) if t.kind.needs_original() => Ok(Err(ItemReason::OriginalNotFound(format!(
+            "a {} needs an original",
+            t.kind
+        )))),
         (None, None) => Ok(Ok(None)),
     }
 }
@@ -314,10 +367,16 @@ fn store_one(
         }
     };
     if let Some(term) = &t.terminal_id {
-        if !cache.terminals.get(mid).is_some_and(|ts| ts.contains(term.as_str())) {
+        if !cache
+            .terminals
+            .get(mid)
+            .is_some_and(|ts| ts.contains(term.as_str()))
+        {
             let exists: Option<i64> = ctx
                 .conn
-                .prepare_cached("SELECT 1 FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2")?
+                .prepare_cached(
+                    "SELECT 1 FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2",
+                )?
                 .query_row((mid, term.as_str()), |r| r.get(0))
                 .optional()?;
             if exists.is_none() {
@@ -329,12 +388,20 @@ fn store_one(
                 }
                 insert_terminal(
                     &ctx.conn,
-                    &NewTerminal { id: term.clone(), merchant_id: t.merchant_id.clone(), master_key_hex: None },
+                    &NewTerminal {
+                        id: term.clone(),
+                        merchant_id: t.merchant_id.clone(),
+                        master_key_hex: None,
+                    },
                     now_us(),
                 )?;
                 cache.terminals_created += 1;
             }
-            cache.terminals.entry(mid.to_owned()).or_default().insert(term.as_str().to_owned());
+            cache
+                .terminals
+                .entry(mid.to_owned())
+                .or_default()
+                .insert(term.as_str().to_owned());
         }
     }
 
@@ -347,7 +414,10 @@ fn store_one(
             if let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? {
                 let new = record_of(t, 0, 0, settlement_date, None);
                 if same_object(&existing, &new) {
-                    return Ok(Ok(Stored::Duplicate { seq: existing.seq, received_us: existing.received_at_us }));
+                    return Ok(Ok(Stored::Duplicate {
+                        seq: existing.seq,
+                        received_us: existing.received_at_us,
+                    }));
                 }
             }
             return Ok(Err(reason));
@@ -395,13 +465,21 @@ fn store_one(
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? else { return Err(e.into()) };
+            let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? else {
+                return Err(e.into());
+            };
             return Ok(if same_object(&existing, &row) {
-                Ok(Stored::Duplicate { seq: existing.seq, received_us: existing.received_at_us })
+                Ok(Stored::Duplicate {
+                    seq: existing.seq,
+                    received_us: existing.received_at_us,
+                })
             } else {
                 Err(ItemReason::Conflict {
                     key: idem_key(t),
-                    existing_id: Some(TxnId(ids::encode(existing.received_at_us.div_euclid(1000), existing.seq))),
+                    existing_id: Some(TxnId(ids::encode(
+                        existing.received_at_us.div_euclid(1000),
+                        existing.seq,
+                    ))),
                 })
             });
         }
@@ -426,7 +504,10 @@ fn store_one(
     while let Some(o) = next {
         let st = derive_status(&ctx.conn, o, 0)?;
         put_status(&ctx.conn, o, st)?;
-        next = ctx.conn.prepare_cached("SELECT original_seq FROM txn_records WHERE seq = ?1")?.query_row([o], |r| r.get(0))?;
+        next = ctx
+            .conn
+            .prepare_cached("SELECT original_seq FROM txn_records WHERE seq = ?1")?
+            .query_row([o], |r| r.get(0))?;
         hops += 1;
         if hops > DERIVE_DEPTH_MAX {
             break;
@@ -452,14 +533,19 @@ fn core_of(r: &RecordRow) -> Result<Core, StoreError> {
     Ok(Core {
         kind: TxnKind::parse(&r.kind).map_err(|_| corrupt("txn_records.kind", &r.kind))?,
         approved: r.response_code == "00",
-        amount: Amount::from_fen(r.amount_fen).map_err(|_| corrupt("txn_records.amount_fen", r.amount_fen.to_string()))?,
+        amount: Amount::from_fen(r.amount_fen)
+            .map_err(|_| corrupt("txn_records.amount_fen", r.amount_fen.to_string()))?,
         reversal: r.reversal,
     })
 }
 
 /// The status of record `seq` derived from the events alone (never from `txn_status`), so
 /// that writes and `verify` agree by construction.
-pub(crate) fn derive_status(conn: &Connection, seq: i64, depth: u32) -> Result<TxnStatus, StoreError> {
+pub(crate) fn derive_status(
+    conn: &Connection,
+    seq: i64,
+    depth: u32,
+) -> Result<TxnStatus, StoreError> {
     let rec = load_record(conn, seq)?.ok_or_else(|| corrupt("txn_records.seq", seq.to_string()))?;
     let core = core_of(&rec)?;
     if core.reversal || depth > DERIVE_DEPTH_MAX {
@@ -482,17 +568,28 @@ pub(crate) fn derive_status(conn: &Connection, seq: i64, depth: u32) -> Result<T
         }
         let fs = derive_status(conn, f.seq, depth + 1)?;
         match fc.kind {
-            TxnKind::Void | TxnKind::PreauthVoid | TxnKind::PreauthCompletionVoid if fs != TxnStatus::Reversed => {
+            TxnKind::Void | TxnKind::PreauthVoid | TxnKind::PreauthCompletionVoid
+                if fs != TxnStatus::Reversed =>
+            {
                 related.push(Related::Voided)
             }
-            TxnKind::Refund if fs != TxnStatus::Reversed => related.push(Related::Refunded(fc.amount)),
-            TxnKind::PreauthCompletion if !matches!(fs, TxnStatus::Reversed | TxnStatus::Voided) => {
+            TxnKind::Refund if fs != TxnStatus::Reversed => {
+                related.push(Related::Refunded(fc.amount))
+            }
+            TxnKind::PreauthCompletion
+                if !matches!(fs, TxnStatus::Reversed | TxnStatus::Voided) =>
+            {
                 related.push(Related::Completed)
             }
             _ => {}
         }
     }
-    Ok(project_status(core.kind, core.approved, core.amount, &related))
+    Ok(project_status(
+        core.kind,
+        core.approved,
+        core.amount,
+        &related,
+    ))
 }
 
 /// A reversal stored before its original (so without `original_seq`) still reverses it: found
@@ -503,12 +600,21 @@ fn orphan_twin(conn: &Connection, rec: &RecordRow) -> Result<Option<RecordRow>, 
     }
     let row = if rec.channel == "card" {
         conn.prepare_cached(&SQL_CARD_TWIN)?
-        .query_row((&rec.merchant_id, &rec.terminal_id, rec.batch_no, rec.stan, &rec.kind), |r| record_from_row(r, 0))
-        .optional()?
+            .query_row(
+                (
+                    &rec.merchant_id,
+                    &rec.terminal_id,
+                    rec.batch_no,
+                    rec.stan,
+                    &rec.kind,
+                ),
+                |r| record_from_row(r, 0),
+            )
+            .optional()?
     } else {
         conn.prepare_cached(&SQL_QR_TWIN)?
-        .query_row((&rec.external_ref, &rec.kind), |r| record_from_row(r, 0))
-        .optional()?
+            .query_row((&rec.external_ref, &rec.kind), |r| record_from_row(r, 0))
+            .optional()?
     };
     Ok(row)
 }
@@ -519,7 +625,10 @@ fn orphan_twin(conn: &Connection, rec: &RecordRow) -> Result<Option<RecordRow>, 
 
 /// Columns of a listed row: the record, its status, the merchant's zone.
 fn select_cols() -> String {
-    let rec: Vec<String> = RECORD_COLS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
+    let rec: Vec<String> = RECORD_COLS
+        .split(", ")
+        .map(|c| format!("r.{}", c.trim()))
+        .collect();
     format!("{}, s.status, m.timezone", rec.join(", "))
 }
 
@@ -531,7 +640,9 @@ struct RowReader {
 
 impl RowReader {
     fn new() -> RowReader {
-        RowReader { zones: HashMap::new() }
+        RowReader {
+            zones: HashMap::new(),
+        }
     }
 
     fn read(&mut self, r: &Row<'_>) -> Result<TxnRow, StoreError> {
@@ -543,7 +654,9 @@ impl RowReader {
             Some(name) => match self.zones.get(&name) {
                 Some(tz) => *tz,
                 None => {
-                    let tz: Tz = name.parse().map_err(|_| corrupt("merchants.timezone", &name))?;
+                    let tz: Tz = name
+                        .parse()
+                        .map_err(|_| corrupt("merchants.timezone", &name))?;
                     self.zones.insert(name, tz);
                     tz
                 }
@@ -557,24 +670,35 @@ fn to_txn_row(mut rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreE
     let six = |v: Option<i64>, column: &'static str| -> Result<Option<u32>, StoreError> {
         match v {
             None => Ok(None),
-            Some(n) => u32::try_from(n).map(Some).map_err(|_| corrupt(column, n.to_string())),
+            Some(n) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| corrupt(column, n.to_string())),
         }
     };
     let txn_time = from_us(rec.txn_time_us);
     // Moved, not cloned: this runs once per listed or exported row.
-    let card = match (rec.card_bin.take(), rec.card_last4.take(), rec.card_masked.take()) {
+    let card = match (
+        rec.card_bin.take(),
+        rec.card_last4.take(),
+        rec.card_masked.take(),
+    ) {
         (Some(bin), Some(last4), Some(masked)) => Some(CardSummary {
             bin,
             last4,
             masked,
-            token: rec.card_token.as_deref().map(hex::encode).unwrap_or_default(),
+            token: rec
+                .card_token
+                .as_deref()
+                .map(hex::encode)
+                .unwrap_or_default(),
         }),
         _ => None,
     };
     Ok(TxnRow {
         id: TxnId(ids::encode(rec.received_at_us.div_euclid(1000), rec.seq)),
         seq: rec.seq,
-        merchant_id: MerchantId::parse(&rec.merchant_id).map_err(|_| corrupt("txn_records.merchant_id", &rec.merchant_id))?,
+        merchant_id: MerchantId::parse(&rec.merchant_id)
+            .map_err(|_| corrupt("txn_records.merchant_id", &rec.merchant_id))?,
         terminal_id: rec
             .terminal_id
             .as_deref()
@@ -586,17 +710,24 @@ fn to_txn_row(mut rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreE
         stan: six(rec.stan, "txn_records.stan")?
             .map(|n| Stan::new(n).map_err(|_| corrupt("txn_records.stan", n.to_string())))
             .transpose()?,
-        rrn: rec.rrn.as_deref().map(|v| Rrn::parse(v).map_err(|_| corrupt("txn_records.rrn", v))).transpose()?,
+        rrn: rec
+            .rrn
+            .as_deref()
+            .map(|v| Rrn::parse(v).map_err(|_| corrupt("txn_records.rrn", v)))
+            .transpose()?,
         auth_code: rec
             .auth_code
             .as_deref()
             .map(|v| AuthCode::parse(v).map_err(|_| corrupt("txn_records.auth_code", v)))
             .transpose()?,
         kind: TxnKind::parse(&rec.kind).map_err(|_| corrupt("txn_records.kind", &rec.kind))?,
-        channel: Channel::parse(&rec.channel).map_err(|_| corrupt("txn_records.channel", &rec.channel))?,
+        channel: Channel::parse(&rec.channel)
+            .map_err(|_| corrupt("txn_records.channel", &rec.channel))?,
         card,
-        amount: Amount::from_fen(rec.amount_fen).map_err(|_| corrupt("txn_records.amount_fen", rec.amount_fen.to_string()))?,
-        currency: Currency::parse(&rec.currency).map_err(|_| corrupt("txn_records.currency", &rec.currency))?,
+        amount: Amount::from_fen(rec.amount_fen)
+            .map_err(|_| corrupt("txn_records.amount_fen", rec.amount_fen.to_string()))?,
+        currency: Currency::parse(&rec.currency)
+            .map_err(|_| corrupt("txn_records.currency", &rec.currency))?,
         response_code: ResponseCode::parse(&rec.response_code)
             .map_err(|_| corrupt("txn_records.response_code", &rec.response_code))?,
         status: TxnStatus::parse(status).map_err(|_| corrupt("txn_status.status", status))?,
@@ -604,19 +735,28 @@ fn to_txn_row(mut rec: RecordRow, status: &str, tz: Tz) -> Result<TxnRow, StoreE
         txn_time_us: rec.txn_time_us,
         local_time: txn_time.with_timezone(&tz).fixed_offset(),
         timezone: tz.name().to_owned(),
-        settlement_date: int_to_date(rec.settlement_date)
-            .ok_or_else(|| corrupt("txn_records.settlement_date", rec.settlement_date.to_string()))?,
+        settlement_date: int_to_date(rec.settlement_date).ok_or_else(|| {
+            corrupt(
+                "txn_records.settlement_date",
+                rec.settlement_date.to_string(),
+            )
+        })?,
         // Filled by `fill_original_ids`: an id needs the original's receive time.
         original_id: None,
         reversal: rec.reversal,
-        source: Source::parse(&rec.source).map_err(|_| corrupt("txn_records.source", &rec.source))?,
+        source: Source::parse(&rec.source)
+            .map_err(|_| corrupt("txn_records.source", &rec.source))?,
         external_ref: rec.external_ref,
         received_at: from_us(rec.received_at_us),
     })
 }
 
 /// Fills `original_id` of rows that name an original (ids need the original's receive time).
-fn fill_original_ids(conn: &Connection, rows: &mut [TxnRow], originals: &[Option<i64>]) -> Result<(), StoreError> {
+fn fill_original_ids(
+    conn: &Connection,
+    rows: &mut [TxnRow],
+    originals: &[Option<i64>],
+) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached("SELECT received_at_us FROM txn_records WHERE seq = ?1")?;
     for (row, orig) in rows.iter_mut().zip(originals) {
         row.original_id = match orig {
@@ -642,7 +782,8 @@ struct Where {
 impl Where {
     fn push(&mut self, clause: &str, v: Value) {
         self.params.push(v);
-        self.sql.push_str(&clause.replace('?', &format!("?{}", self.params.len())));
+        self.sql
+            .push_str(&clause.replace('?', &format!("?{}", self.params.len())));
     }
 
     fn push_in(&mut self, column: &str, vals: Vec<Value>) {
@@ -651,7 +792,8 @@ impl Where {
             self.params.push(v);
             marks.push(format!("?{}", self.params.len()));
         }
-        self.sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+        self.sql
+            .push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
     }
 }
 
@@ -661,7 +803,10 @@ fn text<T: ToString>(v: T) -> Value {
 
 /// `None` when the scope and filters cannot match anything (an empty answer, not an error).
 fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where> {
-    let mut w = Where { sql: String::from("WHERE s.seq = r.seq"), params: Vec::new() };
+    let mut w = Where {
+        sql: String::from("WHERE s.seq = r.seq"),
+        params: Vec::new(),
+    };
     w.push(" AND r.seq <= ?", Value::Integer(as_of_seq));
     // Merchant scope and filter.
     match (&q.scope.merchants, &q.merchant_id) {
@@ -693,12 +838,24 @@ fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where>
     match &q.range {
         TxnRange::All => {}
         TxnRange::TxnTime { from, to } => {
-            w.push(" AND r.txn_time_us >= ?", Value::Integer(from.timestamp_micros()));
-            w.push(" AND r.txn_time_us < ?", Value::Integer(to.timestamp_micros()));
+            w.push(
+                " AND r.txn_time_us >= ?",
+                Value::Integer(from.timestamp_micros()),
+            );
+            w.push(
+                " AND r.txn_time_us < ?",
+                Value::Integer(to.timestamp_micros()),
+            );
         }
         TxnRange::SettlementDate { from, to } => {
-            w.push(" AND r.settlement_date >= ?", Value::Integer(date_to_int(*from)));
-            w.push(" AND r.settlement_date <= ?", Value::Integer(date_to_int(*to)));
+            w.push(
+                " AND r.settlement_date >= ?",
+                Value::Integer(date_to_int(*from)),
+            );
+            w.push(
+                " AND r.settlement_date <= ?",
+                Value::Integer(date_to_int(*to)),
+            );
         }
     }
     if !q.terminal_ids.is_empty() {
@@ -708,10 +865,16 @@ fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where>
         w.push_in("r.kind", q.kinds.iter().map(|k| text(k.as_str())).collect());
     }
     if !q.statuses.is_empty() {
-        w.push_in("s.status", q.statuses.iter().map(|k| text(k.as_str())).collect());
+        w.push_in(
+            "s.status",
+            q.statuses.iter().map(|k| text(k.as_str())).collect(),
+        );
     }
     if !q.channels.is_empty() {
-        w.push_in("r.channel", q.channels.iter().map(|k| text(k.as_str())).collect());
+        w.push_in(
+            "r.channel",
+            q.channels.iter().map(|k| text(k.as_str())).collect(),
+        );
     }
     if let Some(v) = &q.card_last4 {
         w.push(" AND r.card_last4 = ?", text(v));
@@ -743,7 +906,9 @@ fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where>
             let a = w.params.len();
             w.params.push(Value::Integer(c.seq));
             let b = w.params.len();
-            w.sql.push_str(&format!(" AND (r.txn_time_us < ?{a} OR (r.txn_time_us = ?{a} AND r.seq < ?{b}))"));
+            w.sql.push_str(&format!(
+                " AND (r.txn_time_us < ?{a} OR (r.txn_time_us = ?{a} AND r.seq < ?{b}))"
+            ));
         }
     }
     Some(w)
@@ -753,7 +918,9 @@ fn pinned_as_of(conn: &Connection, q: &TxnQuery) -> Result<i64, StoreError> {
     match (q.cursor, q.as_of_seq) {
         (Some(c), _) => Ok(c.as_of_seq),
         (None, Some(a)) => Ok(a),
-        (None, None) => Ok(conn.query_row("SELECT seq FROM chain_head WHERE id = 1", [], |r| r.get(0))?),
+        (None, None) => {
+            Ok(conn.query_row("SELECT seq FROM chain_head WHERE id = 1", [], |r| r.get(0))?)
+        }
     }
 }
 
@@ -762,7 +929,10 @@ fn scope_allows(scope: &Scope, row: &TxnRow) -> bool {
 }
 
 fn load_row(conn: &Connection, seq: i64) -> Result<Option<(TxnRow, Option<i64>)>, StoreError> {
-    let sql = format!("SELECT {} {FROM_JOIN} WHERE s.seq = r.seq AND r.seq = ?1", select_cols());
+    let sql = format!(
+        "SELECT {} {FROM_JOIN} WHERE s.seq = r.seq AND r.seq = ?1",
+        select_cols()
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query([seq])?;
     let mut reader = RowReader::new();
@@ -783,40 +953,63 @@ enum BulkMsg {
     Chunk(Vec<(u64, NewTxn)>),
     /// The input is exhausted; `rejected` when some line failed validation, so the writer must
     /// roll everything back.
-    End { rejected: bool },
+    End {
+        rejected: bool,
+    },
+}
+
+/// What `ingest` answers without the writer: too many items, or none.
+pub(crate) fn ingest_precheck(batch: &[NewTxn]) -> Option<Result<Vec<IngestResult>, IngestError>> {
+    if batch.len() > INGEST_BATCH_MAX {
+        return Some(Err(IngestError::Items(vec![ItemError {
+            index: INGEST_BATCH_MAX,
+            reason: ItemReason::TooMany {
+                max: INGEST_BATCH_MAX,
+            },
+        }])));
+    }
+    batch.is_empty().then(|| Ok(Vec::new()))
+}
+
+/// One ingest batch inside the writer's transaction (all or nothing: an error rolls it back).
+pub(crate) fn ingest_in(
+    ctx: &mut WriterCtx,
+    batch: &[NewTxn],
+    opts: IngestOptions,
+) -> Result<Vec<IngestResult>, IngestError> {
+    let mut cache = IngestCache::default();
+    let mut scratch = Vec::with_capacity(512);
+    let mut results = Vec::with_capacity(batch.len());
+    let mut errors = Vec::new();
+    for (index, t) in batch.iter().enumerate() {
+        match store_one(ctx, t, opts, &mut cache, &mut scratch)? {
+            Ok(s) => {
+                let duplicate = matches!(s, Stored::Duplicate { .. });
+                results.push(IngestResult {
+                    id: s.id(),
+                    duplicate,
+                });
+            }
+            Err(reason) => errors.push(ItemError { index, reason }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(results)
+    } else {
+        Err(IngestError::Items(errors))
+    }
 }
 
 impl TxnRepo for SqliteStore {
-    fn ingest(&self, batch: Vec<NewTxn>, opts: IngestOptions) -> Result<Vec<IngestResult>, IngestError> {
-        if batch.len() > INGEST_BATCH_MAX {
-            return Err(IngestError::Items(vec![ItemError {
-                index: INGEST_BATCH_MAX,
-                reason: ItemReason::TooMany { max: INGEST_BATCH_MAX },
-            }]));
+    fn ingest(
+        &self,
+        batch: Vec<NewTxn>,
+        opts: IngestOptions,
+    ) -> Result<Vec<IngestResult>, IngestError> {
+        if let Some(early) = ingest_precheck(&batch) {
+            return early;
         }
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(move |ctx| {
-            let mut cache = IngestCache::default();
-            let mut scratch = Vec::with_capacity(512);
-            let mut results = Vec::with_capacity(batch.len());
-            let mut errors = Vec::new();
-            for (index, t) in batch.iter().enumerate() {
-                match store_one(ctx, t, opts, &mut cache, &mut scratch)? {
-                    Ok(s) => {
-                        let duplicate = matches!(s, Stored::Duplicate { .. });
-                        results.push(IngestResult { id: s.id(), duplicate });
-                    }
-                    Err(reason) => errors.push(ItemError { index, reason }),
-                }
-            }
-            if errors.is_empty() {
-                Ok(results)
-            } else {
-                Err(IngestError::Items(errors))
-            }
-        })
+        self.write(move |ctx| ingest_in(ctx, &batch, opts))
     }
 
     fn bulk_ingest(
@@ -828,51 +1021,65 @@ impl TxnRepo for SqliteStore {
         progress: &mut dyn FnMut(BulkProgress),
     ) -> Result<BulkReport, BulkError> {
         let started = Instant::now();
-        let errors_max = if opts.errors_max == 0 { BULK_ERRORS_MAX_DEFAULT } else { opts.errors_max };
+        let errors_max = if opts.errors_max == 0 {
+            BULK_ERRORS_MAX_DEFAULT
+        } else {
+            opts.errors_max
+        };
         let stored = Arc::new(AtomicU64::new(0));
         let (tx, rx) = sync_channel::<BulkMsg>(BULK_CHUNKS_IN_FLIGHT);
-        let ingest_opts = IngestOptions { create_missing: opts.create_missing };
+        let ingest_opts = IngestOptions {
+            create_missing: opts.create_missing,
+        };
         let stored_w = Arc::clone(&stored);
-        let done = self.submit(move |ctx: &mut WriterCtx| -> Result<(BulkReport, Vec<LineError>), BulkError> {
-            let mut cache = IngestCache::default();
-            let mut scratch = Vec::with_capacity(512);
-            let mut report = BulkReport::default();
-            let mut errors = Vec::new();
-            let rejected = loop {
-                match rx.recv() {
-                    Ok(BulkMsg::Chunk(items)) => {
-                        for (line_no, t) in items {
-                            match store_one(ctx, &t, ingest_opts, &mut cache, &mut scratch)? {
-                                Ok(Stored::Inserted { .. }) => report.inserted += 1,
-                                Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
-                                Err(reason) => {
-                                    if errors.len() < errors_max {
-                                        errors.push(LineError { line_no, reason: reason.to_string() });
+        let done = self.submit(
+            move |ctx: &mut WriterCtx| -> Result<(BulkReport, Vec<LineError>), BulkError> {
+                let mut cache = IngestCache::default();
+                let mut scratch = Vec::with_capacity(512);
+                let mut report = BulkReport::default();
+                let mut errors = Vec::new();
+                let rejected = loop {
+                    match rx.recv() {
+                        Ok(BulkMsg::Chunk(items)) => {
+                            for (line_no, t) in items {
+                                match store_one(ctx, &t, ingest_opts, &mut cache, &mut scratch)? {
+                                    Ok(Stored::Inserted { .. }) => report.inserted += 1,
+                                    Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
+                                    Err(reason) => {
+                                        if errors.len() < errors_max {
+                                            errors.push(LineError {
+                                                line_no,
+                                                reason: reason.to_string(),
+                                            });
+                                        }
                                     }
                                 }
                             }
+                            stored_w.store(report.inserted, Ordering::Relaxed);
                         }
-                        stored_w.store(report.inserted, Ordering::Relaxed);
+                        Ok(BulkMsg::End { rejected }) => break rejected,
+                        // The feeding side went away without finishing: store nothing.
+                        Err(_) => {
+                            return Err(BulkError::Store(StoreError::Invalid {
+                                what: "bulk import",
+                                reason: "input ended unexpectedly".into(),
+                            }))
+                        }
                     }
-                    Ok(BulkMsg::End { rejected }) => break rejected,
-                    // The feeding side went away without finishing: store nothing.
-                    Err(_) => {
-                        return Err(BulkError::Store(StoreError::Invalid {
-                            what: "bulk import",
-                            reason: "input ended unexpectedly".into(),
-                        }))
-                    }
+                };
+                report.merchants_created = cache.merchants_created;
+                report.terminals_created = cache.terminals_created;
+                if errors.is_empty() && !rejected {
+                    Ok((report, errors))
+                } else {
+                    // Returning an error rolls the whole import back.
+                    Err(BulkError::Lines {
+                        errors,
+                        truncated: false,
+                    })
                 }
-            };
-            report.merchants_created = cache.merchants_created;
-            report.terminals_created = cache.terminals_created;
-            if errors.is_empty() && !rejected {
-                Ok((report, errors))
-            } else {
-                // Returning an error rolls the whole import back.
-                Err(BulkError::Lines { errors, truncated: false })
-            }
-        })?;
+            },
+        )?;
 
         let mut line_errors: Vec<LineError> = Vec::new();
         let mut error_count: u64 = 0;
@@ -883,15 +1090,22 @@ impl TxnRepo for SqliteStore {
             lines_read += 1;
             let parsed = match line.object {
                 Err(reason) => Err(reason),
-                Ok(obj) => validate(obj, key, source)
-                    .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
+                Ok(obj) => validate(obj, key, source).map_err(|errs| {
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }),
             };
             match parsed {
                 Ok(t) => chunk.push((line.line_no, t)),
                 Err(reason) => {
                     error_count += 1;
                     if line_errors.len() < errors_max {
-                        line_errors.push(LineError { line_no: line.line_no, reason });
+                        line_errors.push(LineError {
+                            line_no: line.line_no,
+                            reason,
+                        });
                     }
                 }
             }
@@ -900,18 +1114,30 @@ impl TxnRepo for SqliteStore {
                 if writer_alive && tx.send(BulkMsg::Chunk(full)).is_err() {
                     writer_alive = false;
                 }
-                progress(BulkProgress { lines_read, rows_stored: stored.load(Ordering::Relaxed), errors: error_count });
+                progress(BulkProgress {
+                    lines_read,
+                    rows_stored: stored.load(Ordering::Relaxed),
+                    errors: error_count,
+                });
             }
         }
         if !chunk.is_empty() && writer_alive {
             writer_alive = tx.send(BulkMsg::Chunk(chunk)).is_ok();
         }
         if writer_alive {
-            let _ = tx.send(BulkMsg::End { rejected: error_count > 0 });
+            let _ = tx.send(BulkMsg::End {
+                rejected: error_count > 0,
+            });
         }
         drop(tx);
-        let outcome = done.recv().map_err(|_| BulkError::Store(StoreError::WriterGone))?;
-        progress(BulkProgress { lines_read, rows_stored: stored.load(Ordering::Relaxed), errors: error_count });
+        let outcome = done
+            .recv()
+            .map_err(|_| BulkError::Store(StoreError::WriterGone))?;
+        progress(BulkProgress {
+            lines_read,
+            rows_stored: stored.load(Ordering::Relaxed),
+            errors: error_count,
+        });
         match outcome {
             Ok((mut report, _)) if line_errors.is_empty() => {
                 report.lines = lines_read;
@@ -919,14 +1145,20 @@ impl TxnRepo for SqliteStore {
                 Ok(report)
             }
             // Unreachable while the writer honours `rejected`; refuse all the same.
-            Ok(_) => Err(BulkError::Lines { truncated: error_count as usize > line_errors.len(), errors: line_errors }),
+            Ok(_) => Err(BulkError::Lines {
+                truncated: error_count as usize > line_errors.len(),
+                errors: line_errors,
+            }),
             Err(BulkError::Lines { errors, .. }) => {
                 let total = error_count as usize + errors.len();
                 line_errors.extend(errors);
                 line_errors.sort_by_key(|e| e.line_no);
                 let truncated = total > errors_max;
                 line_errors.truncate(errors_max);
-                Err(BulkError::Lines { errors: line_errors, truncated })
+                Err(BulkError::Lines {
+                    errors: line_errors,
+                    truncated,
+                })
             }
             Err(e) => Err(e),
         }
@@ -937,7 +1169,12 @@ impl TxnRepo for SqliteStore {
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, q)?;
             let Some(w) = build_where(q, as_of_seq, true) else {
-                return Ok(TxnPage { rows: Vec::new(), has_more: false, next_cursor: None, as_of_seq });
+                return Ok(TxnPage {
+                    rows: Vec::new(),
+                    has_more: false,
+                    next_cursor: None,
+                    as_of_seq,
+                });
             };
             let sql = format!(
                 "SELECT {} {FROM_JOIN} {} ORDER BY r.txn_time_us DESC, r.seq DESC LIMIT {}",
@@ -959,11 +1196,20 @@ impl TxnRepo for SqliteStore {
             originals.truncate(limit);
             fill_original_ids(c, &mut out, &originals)?;
             let next_cursor = if has_more {
-                out.last().map(|r| TxnCursor { as_of_seq, txn_time_us: r.txn_time_us, seq: r.seq })
+                out.last().map(|r| TxnCursor {
+                    as_of_seq,
+                    txn_time_us: r.txn_time_us,
+                    seq: r.seq,
+                })
             } else {
                 None
             };
-            Ok(TxnPage { rows: out, has_more, next_cursor, as_of_seq })
+            Ok(TxnPage {
+                rows: out,
+                has_more,
+                next_cursor,
+                as_of_seq,
+            })
         })
     }
 
@@ -995,11 +1241,17 @@ impl TxnRepo for SqliteStore {
     }
 
     fn get_txn(&self, id: &TxnId, scope: &Scope) -> Result<Option<TxnDetail>, StoreError> {
-        let Some((ms, seq)) = ids::decode(id.as_str()) else { return Ok(None) };
+        let Some((ms, seq)) = ids::decode(id.as_str()) else {
+            return Ok(None);
+        };
         self.read(|c| {
-            let Some((mut txn, orig)) = load_row(c, seq)? else { return Ok(None) };
+            let Some((mut txn, orig)) = load_row(c, seq)? else {
+                return Ok(None);
+            };
             // An id is only valid with the receive time it was issued with.
-            if txn.received_at.timestamp_micros().div_euclid(1000) != ms || !scope_allows(scope, &txn) {
+            if txn.received_at.timestamp_micros().div_euclid(1000) != ms
+                || !scope_allows(scope, &txn)
+            {
                 return Ok(None);
             }
             fill_original_ids(c, std::slice::from_mut(&mut txn), &[orig])?;
@@ -1024,9 +1276,13 @@ impl TxnRepo for SqliteStore {
                     }
                 }
             }
-            let mut stmt = c.prepare_cached("SELECT seq FROM txn_records WHERE original_seq = ?1 ORDER BY seq")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT seq FROM txn_records WHERE original_seq = ?1 ORDER BY seq",
+            )?;
             while let Some(s) = frontier.pop() {
-                let next: Vec<i64> = stmt.query_map([s], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let next: Vec<i64> = stmt
+                    .query_map([s], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 for n in next {
                     if seen.insert(n) {
                         event_seqs.push(n);
@@ -1047,7 +1303,11 @@ impl TxnRepo for SqliteStore {
                     }
                 }
             }
-            Ok(Some(TxnDetail { txn, original, events }))
+            Ok(Some(TxnDetail {
+                txn,
+                original,
+                events,
+            }))
         })
     }
 
@@ -1125,17 +1385,30 @@ impl TxnRepo for SqliteStore {
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, q)?;
             let Some(w) = build_where(q, as_of_seq, true) else {
-                return Ok(ExportOutcome { rows: 0, truncated: false, as_of_seq });
+                return Ok(ExportOutcome {
+                    rows: 0,
+                    truncated: false,
+                    as_of_seq,
+                });
             };
-            let sql = format!("SELECT {} {FROM_JOIN} {} ORDER BY r.txn_time_us DESC, r.seq DESC", select_cols(), w.sql);
+            let sql = format!(
+                "SELECT {} {FROM_JOIN} {} ORDER BY r.txn_time_us DESC, r.seq DESC",
+                select_cols(),
+                w.sql
+            );
             let mut stmt = c.prepare(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
             let mut reader = RowReader::new();
-            let mut orig_stmt = c.prepare_cached("SELECT received_at_us FROM txn_records WHERE seq = ?1")?;
+            let mut orig_stmt =
+                c.prepare_cached("SELECT received_at_us FROM txn_records WHERE seq = ?1")?;
             let mut n = 0u64;
             while let Some(r) = rows.next()? {
                 if n >= rows_max {
-                    return Ok(ExportOutcome { rows: n, truncated: true, as_of_seq });
+                    return Ok(ExportOutcome {
+                        rows: n,
+                        truncated: true,
+                        as_of_seq,
+                    });
                 }
                 let orig: Option<i64> = r.get(19)?;
                 let mut row = reader.read(r)?;
@@ -1146,10 +1419,17 @@ impl TxnRepo for SqliteStore {
                         .optional()?
                         .map(|us| TxnId(ids::encode(us.div_euclid(1000), o))),
                 };
-                on_row(&row).map_err(|e| StoreError::Io { path: "export".into(), source: e })?;
+                on_row(&row).map_err(|e| StoreError::Io {
+                    path: "export".into(),
+                    source: e,
+                })?;
                 n += 1;
             }
-            Ok(ExportOutcome { rows: n, truncated: false, as_of_seq })
+            Ok(ExportOutcome {
+                rows: n,
+                truncated: false,
+                as_of_seq,
+            })
         })
     }
 
@@ -1171,9 +1451,15 @@ fn verify_chain(c: &Connection) -> Result<VerifyReport, StoreError> {
 }
 
 fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
-    let mut report = VerifyReport { records_checked: 0, head_seq: 0, first_break: None };
+    let mut report = VerifyReport {
+        records_checked: 0,
+        head_seq: 0,
+        first_break: None,
+    };
     let (head_seq, head_hash): (i64, Vec<u8>) =
-        c.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        c.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     report.head_seq = head_seq;
 
     // Records whose status depends on later events; every other record's status follows from
@@ -1186,7 +1472,9 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         let mut stmt = c.prepare(&format!(
             "SELECT {RECORD_COLS} FROM txn_records WHERE reversal = 1 AND original_seq IS NULL ORDER BY seq"
         ))?;
-        let orphans = stmt.query_map([], |r| record_from_row(r, 0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let orphans = stmt
+            .query_map([], |r| record_from_row(r, 0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         for o in orphans {
             let twin_kind = o.kind.clone();
             let twin: Option<i64> = if o.channel == "card" {
@@ -1209,7 +1497,9 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         }
     }
 
-    let mut rec_stmt = c.prepare(&format!("SELECT {RECORD_COLS}, hash FROM txn_records ORDER BY seq"))?;
+    let mut rec_stmt = c.prepare(&format!(
+        "SELECT {RECORD_COLS}, hash FROM txn_records ORDER BY seq"
+    ))?;
     let mut st_stmt = c.prepare("SELECT seq, status FROM txn_status ORDER BY seq")?;
     let mut recs = rec_stmt.query([])?;
     let mut sts = st_stmt.query([])?;
@@ -1217,7 +1507,10 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
     let next_status = |sts: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, String)>, StoreError> {
         match sts.next()? {
             None => Ok(None),
-            Some(r) => Ok(Some((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default()))),
+            Some(r) => Ok(Some((
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))),
         }
     };
     let mut status_started = false;
@@ -1230,26 +1523,43 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         let seq: i64 = match r.get(0) {
             Ok(s) => s,
             Err(_) => {
-                report.first_break =
-                    Some(ChainBreak { seq: prev_seq + 1, id: None, what: BreakKind::BadValue { column: "seq" } });
+                report.first_break = Some(ChainBreak {
+                    seq: prev_seq + 1,
+                    id: None,
+                    what: BreakKind::BadValue { column: "seq" },
+                });
                 return Ok(report);
             }
         };
         let received: i64 = r.get::<_, i64>(1).unwrap_or(0);
         let id = Some(TxnId(ids::encode(received.div_euclid(1000), seq)));
-        let brk = |what: BreakKind| Some(ChainBreak { seq, id: id.clone(), what });
+        let brk = |what: BreakKind| {
+            Some(ChainBreak {
+                seq,
+                id: id.clone(),
+                what,
+            })
+        };
         if seq != prev_seq + 1 {
-            report.first_break = brk(BreakKind::SeqGap { expected_seq: prev_seq + 1 });
+            report.first_break = brk(BreakKind::SeqGap {
+                expected_seq: prev_seq + 1,
+            });
             return Ok(report);
         }
         let row = match record_from_row(r, 0) {
             Ok(row) => row,
             Err(_) => {
-                report.first_break = brk(BreakKind::BadValue { column: "a typed column" });
+                report.first_break = brk(BreakKind::BadValue {
+                    column: "a typed column",
+                });
                 return Ok(report);
             }
         };
-        let stored_hash: Vec<u8> = r.get::<_, Option<Vec<u8>>>(23).ok().flatten().unwrap_or_default();
+        let stored_hash: Vec<u8> = r
+            .get::<_, Option<Vec<u8>>>(23)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let hash = row.seal(&prev_hash, &mut scratch);
         if stored_hash.as_slice() != hash.as_slice() {
             report.first_break = brk(BreakKind::HashMismatch);
@@ -1264,7 +1574,9 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         let expected = match expected {
             Ok(s) => s,
             Err(_) => {
-                report.first_break = brk(BreakKind::BadValue { column: "kind/amount_fen" });
+                report.first_break = brk(BreakKind::BadValue {
+                    column: "kind/amount_fen",
+                });
                 return Ok(report);
             }
         };
@@ -1274,7 +1586,11 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         }
         if let Some((s, _)) = &pending_status {
             if *s < seq {
-                report.first_break = Some(ChainBreak { seq: *s, id: None, what: BreakKind::OrphanStatus });
+                report.first_break = Some(ChainBreak {
+                    seq: *s,
+                    id: None,
+                    what: BreakKind::OrphanStatus,
+                });
                 return Ok(report);
             }
         }
@@ -1299,11 +1615,19 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
         pending_status = next_status(&mut sts)?;
     }
     if let Some((s, _)) = pending_status {
-        report.first_break = Some(ChainBreak { seq: s, id: None, what: BreakKind::OrphanStatus });
+        report.first_break = Some(ChainBreak {
+            seq: s,
+            id: None,
+            what: BreakKind::OrphanStatus,
+        });
         return Ok(report);
     }
     if head_seq != prev_seq || head_hash.as_slice() != prev_hash.as_slice() {
-        report.first_break = Some(ChainBreak { seq: prev_seq, id: last_id, what: BreakKind::HeadMismatch { head_seq } });
+        report.first_break = Some(ChainBreak {
+            seq: prev_seq,
+            id: last_id,
+            what: BreakKind::HeadMismatch { head_seq },
+        });
     }
     Ok(report)
 }
