@@ -119,6 +119,26 @@ fn import(store: &SqliteStore, key: &CardKey, path: &Path) -> (BulkReport, f64) 
     (report, t0.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) used so far by this process's threads named `name`: on a
+/// shared machine the writer's CPU time is steadier than wall time. Linux only; 0 elsewhere.
+fn thread_cpu_s(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    let mut ticks = 0u64;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name, from field 3 (state): utime is 14, stime 15.
+        let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
 fn db_bytes(dir: &Path) -> u64 {
     ["poslens.db", "poslens.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum()
 }
@@ -142,10 +162,16 @@ fn main() {
     write_file(&jsonl, rows, 0);
     let dir_a = base.join("a");
     let store = SqliteStore::open(&dir_a, StoreConfig::default()).unwrap();
+    let main_cpu_before_s = thread_cpu_s("store_bench");
     let (report, secs) = import(&store, &key, &jsonl);
     println!(
         "import: {} lines, {} inserted in {:.2} s = {:.0} rows/s (parse + validate + tokenise + chain + projection + indexes, one durable commit)",
         report.lines, report.inserted, secs, report.inserted as f64 / secs
+    );
+    println!(
+        "import: writer thread CPU {:.2} s, feeding (main) thread CPU {:.2} s",
+        thread_cpu_s("store-writer"),
+        thread_cpu_s("store_bench") - main_cpu_before_s
     );
     let t0 = Instant::now();
     let v = store.verify().unwrap();

@@ -628,5 +628,6 @@ fn merchants_terminals_users_sessions_keys_and_audit() {
     assert!(raw_conn(s).execute("DELETE FROM audit_events", []).is_err());
 }
 
+mod bulk_order;
 mod findability;
 mod recon_store;
