@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use iso8583::mac::{self, MacKey};
@@ -382,7 +382,11 @@ pub struct SimReport {
     pub declined: BTreeMap<String, u64>,
     /// Requests without a reply in time, or failed connections.
     pub errors: u64,
+    /// The whole run: connections, sign-ons, transactions, settlements.
     pub elapsed: Duration,
+    /// From the moment every terminal had signed on until the last transaction's reply:
+    /// the window the transaction throughput is measured over.
+    pub transactions_elapsed: Duration,
     pub latency_p50_us: u64,
     pub latency_p99_us: u64,
     /// Settlement results: balanced / unbalanced counts.
@@ -392,9 +396,19 @@ pub struct SimReport {
 }
 
 impl SimReport {
+    /// Transactions answered per second over the whole run.
     pub fn per_second(&self) -> f64 {
-        let n = self.approved + self.declined.values().sum::<u64>();
-        n as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        self.transactions() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Transactions answered per second once every terminal had signed on (see
+    /// `transactions_elapsed`).
+    pub fn per_second_signed_on(&self) -> f64 {
+        self.transactions() as f64 / self.transactions_elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn transactions(&self) -> u64 {
+        self.approved + self.declined.values().sum::<u64>()
     }
 }
 
@@ -423,16 +437,21 @@ pub async fn run(cfg: SimConfig) -> Result<SimReport, SimError> {
     let cfg = Arc::new(cfg);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    // Every terminal signs on, then all start their transactions together, so the
+    // transaction window does not include the sign-on of the slowest.
+    let gate = Arc::new(Gate { barrier: tokio::sync::Barrier::new(cfg.concurrency), opened: OnceLock::new() });
     let mut tasks = Vec::new();
     for i in 0..cfg.concurrency {
-        let (cfg, next, tmk) = (cfg.clone(), next.clone(), tmk.clone());
-        tasks.push(tokio::spawn(async move { worker(i, &cfg, &next, tmk).await }));
+        let (cfg, next, tmk, gate) = (cfg.clone(), next.clone(), tmk.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move { worker(i, &cfg, &next, tmk, &gate).await }));
     }
+    let mut last_reply: Option<Instant> = None;
     let mut report = SimReport::default();
     let mut latencies = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(Ok((r, l))) => {
+            Ok(Ok((r, l, last))) => {
+                last_reply = last_reply.max(last);
                 report.approved += r.approved;
                 for (k, v) in r.declined {
                     *report.declined.entry(k).or_default() += v;
@@ -447,6 +466,9 @@ pub async fn run(cfg: SimConfig) -> Result<SimReport, SimError> {
         }
     }
     report.elapsed = started.elapsed();
+    if let (Some(opened), Some(last)) = (gate.opened.get(), last_reply) {
+        report.transactions_elapsed = last.saturating_duration_since(*opened);
+    }
     latencies.sort_unstable();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied();
     report.latency_p50_us = pct(0.50).unwrap_or(0);
@@ -454,16 +476,29 @@ pub async fn run(cfg: SimConfig) -> Result<SimReport, SimError> {
     Ok(report)
 }
 
-async fn worker(
-    index: usize,
-    cfg: &SimConfig,
-    next: &AtomicU64,
-    tmk: Option<Key16>,
-) -> Result<(SimReport, Vec<u64>), SimError> {
-    let mut t = Terminal::connect(&cfg.addr, &cfg.terminal_ids[index], &cfg.merchant_id).await?;
-    t.reply_timeout = cfg.reply_timeout;
-    t.tmk = tmk;
-    t.sign_on().await?;
+/// Where the terminals wait for each other after signing on.
+struct Gate {
+    barrier: tokio::sync::Barrier,
+    opened: OnceLock<Instant>,
+}
+
+/// One terminal's run: its report, latencies, and when its last transaction was answered.
+type WorkerResult = (SimReport, Vec<u64>, Option<Instant>);
+
+async fn worker(index: usize, cfg: &SimConfig, next: &AtomicU64, tmk: Option<Key16>, gate: &Gate) -> Result<WorkerResult, SimError> {
+    let signed_on = async {
+        let mut t = Terminal::connect(&cfg.addr, &cfg.terminal_ids[index], &cfg.merchant_id).await?;
+        t.reply_timeout = cfg.reply_timeout;
+        t.tmk = tmk;
+        t.sign_on().await?;
+        Ok::<_, SimError>(t)
+    }
+    .await;
+    // A terminal that failed still passes the gate, or the others would wait forever.
+    gate.barrier.wait().await;
+    gate.opened.get_or_init(Instant::now);
+    let mut t = signed_on?;
+    let mut last_reply = None;
     let mut report = SimReport::default();
     let mut latencies = Vec::new();
     let mut approved: Vec<Approved> = Vec::new();
@@ -514,6 +549,7 @@ async fn worker(
             Err(e) => return Err(e),
         };
         latencies.push(sent.elapsed().as_micros() as u64);
+        last_reply = Some(Instant::now());
         let code = reply.get_str(39).unwrap_or("").to_owned();
         if code != "00" {
             *report.declined.entry(code).or_default() += 1;
@@ -581,5 +617,5 @@ async fn worker(
         }
     }
     report.reply_mac_failures = u64::from(t.reply_mac_failures);
-    Ok((report, latencies))
+    Ok((report, latencies, last_reply))
 }

@@ -186,6 +186,11 @@ fn terminal_sim(a: TerminalSimArgs) -> anyhow::Result<ExitCode> {
         r.latency_p50_us as f64 / 1000.0,
         r.latency_p99_us as f64 / 1000.0
     );
+    println!(
+        "after every terminal signed on: {:.0} transactions/s over {:.2} s",
+        r.per_second_signed_on(),
+        r.transactions_elapsed.as_secs_f64()
+    );
     if r.settled_balanced + r.settled_unbalanced > 0 {
         println!("settlement: {} balanced, {} unbalanced", r.settled_balanced, r.settled_unbalanced);
     }

@@ -74,6 +74,7 @@ struct Inner {
     jobs: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
     /// Bumped after every committed change to a merchant or terminal that a cached copy
     /// would get wrong (status, binding, open batch, keys); see [`SqliteStore::config_generation`].
     generation: AtomicU64,
@@ -93,7 +94,13 @@ impl Drop for Inner {
                 let _ = h.join();
             }
         }
-        // The writer held the checkpointer's only sender: it ends once the writer has.
+        // The writer held the syncer's and the checkpointer's only senders: they end (the
+        // syncer after answering what it was given) once the writer has.
+        if let Ok(mut s) = self.syncer.lock() {
+            if let Some(h) = s.take() {
+                let _ = h.join();
+            }
+        }
         if let Ok(mut c) = self.checkpointer.lock() {
             if let Some(h) = c.take() {
                 let _ = h.join();
@@ -143,12 +150,25 @@ impl SqliteStore {
         // Page size only takes effect before the first table exists.
         conn.execute_batch("PRAGMA page_size = 8192;")?;
         configure(&conn, &cfg, cfg.writer_cache_kib)?;
-        // The writer checkpoints itself after answering (see `writer_loop`), so a commit's
-        // callers do not wait for the WAL to be copied into the database file.
+        // Checkpoints are the checkpointer thread's (and the writer's own between groups, see
+        // `writer_loop`), so a commit's callers never wait for WAL frames to be copied.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         migrations::migrate(&mut conn, now_us())?;
+        // Commits write their WAL frames without waiting for the disk; the syncer thread
+        // fsyncs the WAL and only then answers the callers of every group committed before
+        // that fsync (see `syncer_loop`). So no caller hears "done" before its commit is on
+        // disk, as with synchronous = FULL, while the writer goes on with the next group
+        // during the fsync instead of idling through it.
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
         let head = chain::load_head(&conn)?;
         let mut ctx = WriterCtx { conn, head };
+
+        let wal_path = wal_path(&path);
+        let (sync_tx, sync_rx) = sync_channel::<Vec<Reply>>(cfg.write_queue_depth.max(1));
+        let syncer = std::thread::Builder::new()
+            .name("store-syncer".into())
+            .spawn(move || syncer_loop(&wal_path, sync_rx))
+            .map_err(|e| StoreError::io(&path, e))?;
 
         // Checkpoints run on a connection of their own, so the writer never stops committing
         // while WAL frames are copied into the database file.
@@ -168,7 +188,7 @@ impl SqliteStore {
         let group_max = cfg.group_commit_max.max(1);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&mut ctx, rx, group_max, ckpt_tx))
+            .spawn(move || writer_loop(&mut ctx, rx, group_max, ckpt_tx, sync_tx))
             .map_err(|e| StoreError::io(&path, e))?;
 
         Ok(SqliteStore {
@@ -178,6 +198,7 @@ impl SqliteStore {
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
+                syncer: Mutex::new(Some(syncer)),
                 generation: AtomicU64::new(0),
                 readers: Mutex::new(Vec::new()),
                 readers_open: Mutex::new(0),
@@ -398,6 +419,7 @@ fn writer_loop(
     rx: Receiver<Job>,
     group_max: usize,
     checkpointer: SyncSender<()>,
+    syncer: SyncSender<Vec<Reply>>,
 ) {
     let mut commits_since_checkpoint = 0u32;
     let mut commits_since_own_checkpoint = 0u32;
@@ -410,7 +432,7 @@ fn writer_loop(
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        run_group(ctx, group);
+        run_group(ctx, group, &syncer);
         // Durability came from the WAL fsync in the commit; copying frames back into the
         // database file is the checkpointer's, on its own thread, after every caller has had
         // its answer. PASSIVE never waits for readers; what it cannot copy now is copied next
@@ -434,7 +456,7 @@ fn writer_loop(
     }
 }
 
-fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
+fn run_group(ctx: &mut WriterCtx, group: Vec<Job>, syncer: &SyncSender<Vec<Reply>>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     if ctx.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
         // Nothing ran; dropping the jobs drops their reply senders, so each caller gets
@@ -483,8 +505,52 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>) {
             Err(e.to_string())
         }
     };
-    for reply in replies {
-        reply(outcome.clone());
+    match outcome {
+        // Every caller of a committed group waits for the WAL fsync, even one whose job
+        // changed nothing: its answer may rest on an earlier group's rows (a duplicate).
+        Ok(()) => {
+            if let Err(unsent) = syncer.send(replies) {
+                for reply in unsent.0 {
+                    reply(Err("the store is closing".into()));
+                }
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                reply(Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Makes committed groups durable, then answers their callers: takes every group queued so
+/// far, fsyncs the WAL file once (so one fsync covers all of them, and groups the writer
+/// commits meanwhile wait for the next), and replies. A failed fsync is reported to each of
+/// those callers as a failed commit.
+fn syncer_loop(wal: &Path, rx: Receiver<Vec<Reply>>) {
+    let mut file: Option<std::fs::File> = None;
+    while let Ok(mut replies) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            replies.extend(more);
+        }
+        let synced = match &file {
+            Some(f) => f.sync_data(),
+            None => std::fs::OpenOptions::new().write(true).open(wal).and_then(|f| {
+                f.sync_data()?;
+                file = Some(f);
+                Ok(())
+            }),
+        };
+        let outcome = synced.map_err(|e| format!("the commit could not be made durable: fsync {}: {e}", wal.display()));
+        for reply in replies {
+            reply(outcome.clone());
+        }
     }
 }
 
