@@ -66,7 +66,34 @@ pub(crate) struct WriterCtx {
 /// What a job tells the writer: whether to keep its changes, and how to answer the caller once
 /// the group's commit is done (the argument is the commit's outcome).
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriterCtx) -> (bool, Reply) + Send>;
+type AnyJob = Box<dyn FnOnce(&mut WriterCtx) -> (bool, Reply) + Send>;
+type IngestDone = Box<dyn FnOnce(Result<Vec<crate::IngestResult>, crate::IngestError>) + Send>;
+
+/// Work for the writer.
+enum Job {
+    /// Any write, run under a savepoint of its own so that its failure undoes only itself.
+    Any(AnyJob),
+    /// A transaction ingest. A group's ingests first run back to back without savepoints
+    /// (a savepoint copies every page it touches into the sub-journal, which was most of the
+    /// cost of a one-record ingest); if any of them fails, the group's transaction is rolled
+    /// back and each runs again under its own savepoint (see `run_group`).
+    Ingest { batch: Vec<crate::NewTxn>, opts: crate::IngestOptions, done: IngestDone },
+}
+
+/// How a job's caller hears of it: `r` once the commit is known. A job that succeeded is
+/// reported failed when its group's commit failed.
+fn reply_for<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+    r: Result<T, E>,
+    done: impl FnOnce(Result<T, E>) + Send + 'static,
+) -> Reply {
+    Box::new(move |commit: Result<(), String>| {
+        let out = match commit {
+            Err(msg) if r.is_ok() => Err(E::from(StoreError::Invalid { what: "commit", reason: msg })),
+            _ => r,
+        };
+        done(out);
+    })
+}
 
 struct Inner {
     path: PathBuf,
@@ -291,30 +318,17 @@ impl SqliteStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let job: Job = Box::new(move |ctx: &mut WriterCtx| {
+        let job = Job::Any(Box::new(move |ctx: &mut WriterCtx| {
             let r = f(ctx);
             let ok = r.is_ok();
-            let reply: Reply = Box::new(move |commit: Result<(), String>| {
-                let out = match commit {
-                    Err(msg) if ok => Err(E::from(StoreError::Invalid {
-                        what: "commit",
-                        reason: msg,
-                    })),
-                    _ => r,
-                };
-                done(out);
-            });
-            (ok, reply)
-        });
-        let sender = self
-            .inner
-            .jobs
-            .lock()
-            .map_err(|_| StoreError::WriterGone)?
-            .clone()
-            .ok_or(StoreError::WriterGone)?;
-        sender.send(job).map_err(|_| StoreError::WriterGone)?;
-        Ok(())
+            (ok, reply_for(r, done))
+        }));
+        Ok(self.send_job(job)?)
+    }
+
+    fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self.inner.jobs.lock().map_err(|_| StoreError::WriterGone)?.clone().ok_or(StoreError::WriterGone)?;
+        sender.send(job).map_err(|_| StoreError::WriterGone)
     }
 
     /// [`crate::TxnRepo::ingest`] for async callers: `done` gets the result on the writer
@@ -330,7 +344,7 @@ impl SqliteStore {
             done(early);
             return Ok(());
         }
-        self.submit_then(move |ctx| txn::ingest_in(ctx, &batch, opts), done)
+        Ok(self.send_job(Job::Ingest { batch, opts, done: Box::new(done) })?)
     }
 
     /// Runs `f` on a pooled reader connection.
@@ -405,14 +419,14 @@ impl SqliteStore {
 }
 
 /// Commits between requests to the checkpointer at most (small groups write a few pages each).
-const CHECKPOINT_EVERY_COMMITS: u32 = 32;
+const CHECKPOINT_EVERY_COMMITS: u32 = 256;
 /// A group running at least this long (a bulk import) is checkpointed right after it.
 const CHECKPOINT_AFTER_GROUP_MS: u128 = 250;
 /// Commits between the writer's own checkpoints. The checkpointer's run alongside the writer,
 /// so under steady load they may never find the WAL wholly copied, and SQLite only starts the
 /// WAL file over after a complete checkpoint; the writer's own, between two groups, completes
 /// (the checkpointer has already copied nearly everything) and so bounds the WAL file.
-const WRITER_CHECKPOINT_EVERY_COMMITS: u32 = 1024;
+const WRITER_CHECKPOINT_EVERY_COMMITS: u32 = 4096;
 
 fn writer_loop(
     ctx: &mut WriterCtx,
@@ -465,7 +479,61 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>, syncer: &SyncSender<Vec<Reply
         return;
     }
     let mut any_kept = false;
+    let mut others: Vec<AnyJob> = Vec::with_capacity(group.len());
+    let mut ingests = Vec::new();
     for job in group {
+        match job {
+            Job::Any(j) => others.push(j),
+            Job::Ingest { batch, opts, done } => ingests.push((batch, opts, done)),
+        }
+    }
+    // Ingests first, back to back, without savepoints. The jobs of one group are concurrent
+    // requests: no order among them is promised to anyone.
+    if !ingests.is_empty() {
+        let head_before = ctx.head.clone();
+        let fast = catch_unwind(AssertUnwindSafe(|| {
+            let mut results = Vec::with_capacity(ingests.len());
+            for (batch, opts, _) in &ingests {
+                match txn::ingest_in(ctx, batch, *opts) {
+                    Ok(r) => results.push(r),
+                    Err(_) => return None,
+                }
+            }
+            Some(results)
+        }));
+        match fast {
+            Ok(Some(results)) => {
+                any_kept = true;
+                for ((_, _, done), r) in ingests.into_iter().zip(results) {
+                    replies.push(reply_for(Ok(r), done));
+                }
+            }
+            _ => {
+                // One of them failed: undo them all, then run each under its own savepoint.
+                ctx.head = head_before;
+                if ctx.conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE").is_err() {
+                    // Dropped jobs drop their callbacks: callers see `WriterGone`.
+                    drop(ingests);
+                    drop(others);
+                    let _ = ctx.conn.execute_batch("ROLLBACK");
+                    if let Ok(h) = chain::load_head(&ctx.conn) {
+                        ctx.head = h;
+                    }
+                    return;
+                }
+                let mut retried: Vec<AnyJob> = Vec::with_capacity(ingests.len() + others.len());
+                for (batch, opts, done) in ingests {
+                    retried.push(Box::new(move |ctx: &mut WriterCtx| {
+                        let r = txn::ingest_in(ctx, &batch, opts);
+                        (r.is_ok(), reply_for(r, done))
+                    }));
+                }
+                retried.append(&mut others);
+                others = retried;
+            }
+        }
+    }
+    for job in others {
         let head_before = ctx.head.clone();
         if savepoint(&ctx.conn, "SAVEPOINT job").is_err() {
             drop(job);
@@ -559,4 +627,82 @@ fn syncer_loop(wal: &Path, rx: Receiver<Vec<Reply>>) {
 fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IngestOptions, MerchantRepo, NewMerchant, NewTerminal, NewTxn, TerminalRepo, TxnRepo};
+    use domain::{Amount, BatchNo, Channel, Currency, MerchantId, ResponseCode, Source, Stan, TerminalId, TxnKind};
+
+    fn purchase(merchant: &str, stan: u32) -> NewTxn {
+        NewTxn {
+            merchant_id: MerchantId::parse(merchant).unwrap(),
+            terminal_id: Some(TerminalId::parse("10000001").unwrap()),
+            batch_no: Some(BatchNo::new(1).unwrap()),
+            stan: Some(Stan::new(stan).unwrap()),
+            rrn: None,
+            auth_code: None,
+            kind: TxnKind::Purchase,
+            channel: Channel::Card,
+            card: None,
+            amount: Amount::from_fen(100 + i64::from(stan)).unwrap(),
+            currency: Currency::CNY,
+            response_code: ResponseCode::APPROVED,
+            txn_time: Utc::now(),
+            original: None,
+            reversal: false,
+            source: Source::Api,
+            external_ref: None,
+        }
+    }
+
+    /// Ingests queued together run in one group without savepoints; when one of them fails,
+    /// the others must still be stored, each exactly once, and the chain must verify.
+    #[test]
+    fn a_failing_ingest_does_not_undo_the_others_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { writer_cache_kib: 4 * 1024, cache_kib: 1024, ..StoreConfig::default() };
+        let store = SqliteStore::open(dir.path(), cfg).unwrap();
+        let m = MerchantId::parse("898310048990001").unwrap();
+        store.create_merchant(&NewMerchant::with_defaults(m.clone()), "test").unwrap();
+        let t = NewTerminal { id: TerminalId::parse("10000001").unwrap(), merchant_id: m, master_key_hex: None };
+        store.create_terminal(&t).unwrap();
+
+        // Hold the writer so that everything queued next lands in one group.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        store
+            .submit_then(
+                move |_ctx: &mut WriterCtx| -> Result<(), StoreError> {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                },
+                move |_| held_tx.send(()).unwrap(),
+            )
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stan in 1..=10u32 {
+            // Stan 4 names a merchant that does not exist: refused.
+            let merchant = if stan == 4 { "898310048990009" } else { "898310048990001" };
+            let tx = tx.clone();
+            store
+                .ingest_then(vec![purchase(merchant, stan)], IngestOptions::default(), move |r| {
+                    tx.send((stan, r.map(|ids| ids.len()))).unwrap();
+                })
+                .unwrap();
+        }
+        held_rx.recv().unwrap();
+        let mut answers: Vec<_> = (0..10).map(|_| rx.recv_timeout(Duration::from_secs(20)).expect("every caller is answered")).collect();
+        answers.sort_by_key(|a| a.0);
+        for (stan, r) in &answers {
+            if *stan == 4 {
+                assert!(r.is_err(), "stan 4 must be refused");
+            } else {
+                assert_eq!(r.as_ref().ok(), Some(&1), "stan {stan} must be stored");
+            }
+        }
+        let report = store.verify().unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.records_checked, 9);
+    }
 }
