@@ -100,24 +100,87 @@ fn put_opt_bytes(buf: &mut Vec<u8>, v: Option<&[u8]>) {
     }
 }
 
+/// A record's columns borrowed from wherever they are (the ingest object being stored, or a
+/// `RecordRow` read back): sealing and comparing need no copies. Same fields, same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordRef<'a> {
+    pub(crate) seq: i64,
+    pub(crate) received_at_us: i64,
+    pub(crate) merchant_id: &'a str,
+    pub(crate) terminal_id: Option<&'a str>,
+    pub(crate) batch_no: Option<i64>,
+    pub(crate) stan: Option<i64>,
+    pub(crate) rrn: Option<&'a str>,
+    pub(crate) auth_code: Option<&'a str>,
+    pub(crate) kind: &'a str,
+    pub(crate) channel: &'a str,
+    pub(crate) card_bin: Option<&'a str>,
+    pub(crate) card_last4: Option<&'a str>,
+    pub(crate) card_masked: Option<&'a str>,
+    pub(crate) card_token: Option<&'a [u8]>,
+    pub(crate) amount_fen: i64,
+    pub(crate) currency: &'a str,
+    pub(crate) response_code: &'a str,
+    pub(crate) txn_time_us: i64,
+    pub(crate) settlement_date: i64,
+    pub(crate) original_seq: Option<i64>,
+    pub(crate) reversal: bool,
+    pub(crate) source: &'a str,
+    pub(crate) external_ref: Option<&'a str>,
+}
+
 impl RecordRow {
+    pub(crate) fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            seq: self.seq,
+            received_at_us: self.received_at_us,
+            merchant_id: &self.merchant_id,
+            terminal_id: self.terminal_id.as_deref(),
+            batch_no: self.batch_no,
+            stan: self.stan,
+            rrn: self.rrn.as_deref(),
+            auth_code: self.auth_code.as_deref(),
+            kind: &self.kind,
+            channel: &self.channel,
+            card_bin: self.card_bin.as_deref(),
+            card_last4: self.card_last4.as_deref(),
+            card_masked: self.card_masked.as_deref(),
+            card_token: self.card_token.as_deref(),
+            amount_fen: self.amount_fen,
+            currency: &self.currency,
+            response_code: &self.response_code,
+            txn_time_us: self.txn_time_us,
+            settlement_date: self.settlement_date,
+            original_seq: self.original_seq,
+            reversal: self.reversal,
+            source: &self.source,
+            external_ref: self.external_ref.as_deref(),
+        }
+    }
+
+    pub(crate) fn seal(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {
+        self.as_ref().seal(prev, scratch)
+    }
+}
+
+impl RecordRef<'_> {
     /// Tagged, length-prefixed fields: no two different rows encode the same.
     pub(crate) fn canonical(&self, buf: &mut Vec<u8>) {
         buf.clear();
         put_int(buf, self.seq);
         put_int(buf, self.received_at_us);
         put_bytes(buf, self.merchant_id.as_bytes());
-        put_opt_bytes(buf, self.terminal_id.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.terminal_id.map(str::as_bytes));
         put_opt_int(buf, self.batch_no);
         put_opt_int(buf, self.stan);
-        put_opt_bytes(buf, self.rrn.as_deref().map(str::as_bytes));
-        put_opt_bytes(buf, self.auth_code.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.rrn.map(str::as_bytes));
+        put_opt_bytes(buf, self.auth_code.map(str::as_bytes));
         put_bytes(buf, self.kind.as_bytes());
         put_bytes(buf, self.channel.as_bytes());
-        put_opt_bytes(buf, self.card_bin.as_deref().map(str::as_bytes));
-        put_opt_bytes(buf, self.card_last4.as_deref().map(str::as_bytes));
-        put_opt_bytes(buf, self.card_masked.as_deref().map(str::as_bytes));
-        put_opt_bytes(buf, self.card_token.as_deref());
+        put_opt_bytes(buf, self.card_bin.map(str::as_bytes));
+        put_opt_bytes(buf, self.card_last4.map(str::as_bytes));
+        put_opt_bytes(buf, self.card_masked.map(str::as_bytes));
+        put_opt_bytes(buf, self.card_token);
         put_int(buf, self.amount_fen);
         put_bytes(buf, self.currency.as_bytes());
         put_bytes(buf, self.response_code.as_bytes());
@@ -126,7 +189,7 @@ impl RecordRow {
         put_opt_int(buf, self.original_seq);
         put_int(buf, i64::from(self.reversal));
         put_bytes(buf, self.source.as_bytes());
-        put_opt_bytes(buf, self.external_ref.as_deref().map(str::as_bytes));
+        put_opt_bytes(buf, self.external_ref.map(str::as_bytes));
     }
 
     pub(crate) fn seal(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_orphan_reversal_index.sql")),
     (5, include_str!("../../migrations/0005_pos_discrepancies.sql")),
     (6, include_str!("../../migrations/0006_idempotency.sql")),
+    (7, include_str!("../../migrations/0007_drop_settlement_date_index.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

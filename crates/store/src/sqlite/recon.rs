@@ -11,6 +11,7 @@ use recon::{ClearingFileId, ClearingRecord, MaskedCard, MatchPass, Outcome, Plat
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::clearing::{date_to_int, int_to_date};
+use super::txn::settlement_time_range_us;
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::StoreError;
 use crate::model::Scope;
@@ -81,10 +82,11 @@ impl<T: Clone> IdCache<T> {
 
 /// The platform records of D-1..D+1, in sequence order, with their receive times (ms).
 ///
-/// Without a merchant filter the rows are read by sequence range: the (merchant_id,
-/// settlement_date) index gives the lowest and highest sequence of the window per merchant
-/// (covering, no table lookups), then one range scan of the table reads the window, so a run
-/// reads the days around D and not the whole history. No index is added to txn_records.
+/// The rows are read by sequence range: per merchant, the (merchant_id, txn_time_us) index
+/// gives the lowest and highest sequence of the instants that can carry those settlement dates
+/// (its local days D-2..D+1, covering, no table lookups), then one range scan of the table
+/// reads the window and keeps the dates asked for, so a run reads the days around D and not
+/// the whole history. No index is added to txn_records (there is none on settlement dates).
 fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<(Vec<PlatformRecord>, Vec<i64>), StoreError> {
     let merchants: Vec<String> = match merchant {
         Some(m) => vec![m.to_string()],
@@ -99,14 +101,22 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
             v
         }
     };
+    let zones: HashMap<String, String> = c
+        .prepare("SELECT merchant_id, timezone FROM merchants")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let (from_date, to_date) = (int_to_date(from)?.date(), int_to_date(to)?.date());
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     {
         let mut stmt = c.prepare(
-            "SELECT min(seq), max(seq) FROM txn_records INDEXED BY txn_records_by_merchant_sdate \
-             WHERE merchant_id = ?1 AND settlement_date BETWEEN ?2 AND ?3",
+            "SELECT min(seq), max(seq) FROM txn_records INDEXED BY txn_records_by_merchant_time \
+             WHERE merchant_id = ?1 AND txn_time_us >= ?2 AND txn_time_us < ?3",
         )?;
         for m in &merchants {
-            let (a, b): (Option<i64>, Option<i64>) = stmt.query_row(params![m, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let tz = zones.get(m).and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+            let (start_us, end_us) = settlement_time_range_us(tz, from_date, to_date);
+            let (a, b): (Option<i64>, Option<i64>) =
+                stmt.query_row(params![m, start_us, end_us], |r| Ok((r.get(0)?, r.get(1)?)))?;
             if let (Some(a), Some(b)) = (a, b) {
                 lo = lo.min(a);
                 hi = hi.max(b);

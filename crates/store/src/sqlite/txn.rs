@@ -1,6 +1,7 @@
 //! Transaction records: ingest, bulk import, queries, verify.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, LazyLock};
@@ -17,7 +18,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::admin::{insert_merchant, insert_terminal, load_merchant};
-use super::chain::{RecordRow, GENESIS};
+use super::chain::{RecordRef, RecordRow, GENESIS};
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 use crate::model::*;
@@ -50,6 +51,47 @@ fn date_to_int(d: SettlementDate) -> i64 {
 fn int_to_date(v: i64) -> Option<SettlementDate> {
     let y = i32::try_from(v / 10_000).ok()?;
     NaiveDate::from_ymd_opt(y, ((v / 100) % 100) as u32, (v % 100) as u32).map(SettlementDate::new)
+}
+
+/// Slack around a merchant's local days when a settlement-date range is turned into a
+/// `txn_time_us` range: stored settlement dates were computed with the time-zone rules of
+/// their day, and a later rule correction moves a local midnight by an hour or so.
+const ZONE_RULES_MARGIN_US: i64 = 3 * 3_600_000_000;
+const DAY_US: i64 = 86_400_000_000;
+
+/// The `txn_time_us` range `[start, end)` that holds every record whose settlement date is in
+/// `[from, to]`: the callers add the settlement-date filter itself, so this range only has to
+/// be wide enough. A settlement date is the local date of `txn_time` or the next day (a
+/// cut-off is at most 24:00), so those records have local dates `from - 1` to `to`. Given the
+/// merchant's zone that is its local days (plus a margin for rule corrections); without one
+/// (several merchants) any zone must fit, and every zone's local date is within a day of the
+/// UTC date. This is how settlement-date queries use the merchant + time index: there is no
+/// index on settlement dates.
+pub(crate) fn settlement_time_range_us(tz: Option<Tz>, from: NaiveDate, to: NaiveDate) -> (i64, i64) {
+    let utc_midnight_us = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or(0);
+    match tz {
+        Some(tz) => {
+            let clock = MerchantClock { tz, ..MerchantClock::default() };
+            let start = clock.start_of_day(from - chrono::Duration::days(1)).timestamp_micros();
+            let end = clock.start_of_day(to + chrono::Duration::days(1)).timestamp_micros();
+            (start - ZONE_RULES_MARGIN_US, end + ZONE_RULES_MARGIN_US)
+        }
+        None => (utc_midnight_us(from) - 2 * DAY_US, utc_midnight_us(to) + 2 * DAY_US),
+    }
+}
+
+/// The time zone of the one merchant a query is limited to, if it is limited to one.
+fn single_merchant_zone(c: &Connection, q: &TxnQuery) -> Result<Option<Tz>, StoreError> {
+    let m = match (&q.merchant_id, &q.scope.merchants) {
+        (Some(m), _) => m,
+        (None, Some(allowed)) if allowed.len() == 1 => &allowed[0],
+        _ => return Ok(None),
+    };
+    let zone: Option<String> = c
+        .prepare_cached("SELECT timezone FROM merchants WHERE merchant_id = ?1")?
+        .query_row([m.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(zone.and_then(|z| z.parse().ok()))
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -92,12 +134,37 @@ fn kinds_sql(kinds: &[TxnKind]) -> String {
 // Writing one record
 // ---------------------------------------------------------------------------------------------
 
+/// FNV-1a: these caches are looked up once or twice for every stored row, by short ids (15
+/// characters), where SipHash cost more than the lookup. They hold the ids of one job's
+/// records, which the store's own callers supplied (ingest is authenticated).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<String, V, BuildHasherDefault<Fnv1a>>;
+
 /// Per-job caches of what ingest looked up (merchant clocks, known terminals).
 #[derive(Default)]
 struct IngestCache {
-    clocks: HashMap<String, MerchantClock>,
+    clocks: IdMap<MerchantClock>,
     /// Known terminals per merchant (looked up by `&str`, so a hit allocates nothing).
-    terminals: HashMap<String, HashSet<String>>,
+    terminals: IdMap<HashSet<String, BuildHasherDefault<Fnv1a>>>,
     merchants_created: u64,
     terminals_created: u64,
 }
@@ -137,42 +204,61 @@ fn idem_key(t: &NewTxn) -> String {
     }
 }
 
-fn record_of(
-    t: &NewTxn,
+/// The row to store for `t`, borrowing its text (no copies per stored row).
+fn record_ref<'a>(
+    t: &'a NewTxn,
+    card_token: Option<&'a [u8]>,
     seq: i64,
     received_at_us: i64,
     settlement_date: i64,
     original_seq: Option<i64>,
-) -> RecordRow {
-    RecordRow {
+) -> RecordRef<'a> {
+    RecordRef {
         seq,
         received_at_us,
-        merchant_id: t.merchant_id.as_str().to_owned(),
-        terminal_id: t.terminal_id.as_ref().map(|x| x.as_str().to_owned()),
+        merchant_id: t.merchant_id.as_str(),
+        terminal_id: t.terminal_id.as_ref().map(|x| x.as_str()),
         batch_no: t.batch_no.map(|b| i64::from(b.get())),
         stan: t.stan.map(|s| i64::from(s.get())),
-        rrn: t.rrn.as_ref().map(|r| r.as_str().to_owned()),
-        auth_code: t.auth_code.as_ref().map(|a| a.as_str().to_owned()),
-        kind: t.kind.as_str().to_owned(),
-        channel: t.channel.as_str().to_owned(),
-        card_bin: t.card.as_ref().map(|c| c.bin.clone()),
-        card_last4: t.card.as_ref().map(|c| c.last4.clone()),
-        card_masked: t.card.as_ref().map(|c| c.masked.clone()),
-        card_token: t
-            .card
-            .as_ref()
-            .and_then(|c| hex::decode(&c.token).ok())
-            .filter(|b| !b.is_empty()),
+        rrn: t.rrn.as_ref().map(|r| r.as_str()),
+        auth_code: t.auth_code.as_ref().map(|a| a.as_str()),
+        kind: t.kind.as_str(),
+        channel: t.channel.as_str(),
+        card_bin: t.card.as_ref().map(|c| c.bin.as_str()),
+        card_last4: t.card.as_ref().map(|c| c.last4.as_str()),
+        card_masked: t.card.as_ref().map(|c| c.masked.as_str()),
+        card_token,
         amount_fen: t.amount.fen(),
-        currency: t.currency.as_str().to_owned(),
-        response_code: t.response_code.as_str().to_owned(),
+        currency: t.currency.as_str(),
+        response_code: t.response_code.as_str(),
         txn_time_us: t.txn_time.timestamp_micros(),
         settlement_date,
         original_seq,
         reversal: t.reversal,
-        source: t.source.as_str().to_owned(),
-        external_ref: t.external_ref.clone(),
+        source: t.source.as_str(),
+        external_ref: t.external_ref.as_deref(),
     }
+}
+
+/// Longest card token decoded without allocating (keyed tokens are 32 bytes).
+const TOKEN_BYTES_INLINE: usize = 64;
+
+/// The card token's bytes as stored (a BLOB; the summary carries hex): decoded into `buf`,
+/// or into `long` for a token too long for it. Empty or not hex: none.
+fn token_bytes<'b>(t: &NewTxn, buf: &'b mut [u8; TOKEN_BYTES_INLINE], long: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    let h = t.card.as_ref()?.token.as_str();
+    if h.is_empty() {
+        return None;
+    }
+    if h.len() <= 2 * TOKEN_BYTES_INLINE {
+        let out = &mut buf[..h.len() / 2];
+        return match hex::decode_to_slice(h, &mut *out) {
+            Ok(()) => Some(out),
+            Err(_) => None,
+        };
+    }
+    *long = hex::decode(h).ok()?;
+    Some(long.as_slice())
 }
 
 const RECORD_COLS: &str = "seq, received_at_us, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, kind, channel, \
@@ -275,22 +361,11 @@ fn find_by_key(
 
 /// Same object again? Everything the sender said must match; source, receive time and how the
 /// original was resolved do not count.
-fn same_object(stored: &RecordRow, new: &RecordRow) -> bool {
-    let a = RecordRow {
-        seq: 0,
-        received_at_us: 0,
-        original_seq: None,
-        source: String::new(),
-        ..stored.clone()
-    };
-    let b = RecordRow {
-        seq: 0,
-        received_at_us: 0,
-        original_seq: None,
-        source: String::new(),
-        ..new.clone()
-    };
-    a == b
+fn same_object(stored: &RecordRow, new: &RecordRef<'_>) -> bool {
+    fn said(r: RecordRef<'_>) -> RecordRef<'_> {
+        RecordRef { seq: 0, received_at_us: 0, original_seq: None, source: "", ..r }
+    }
+    said(stored.as_ref()) == said(*new)
 }
 
 fn resolve_original(
@@ -408,13 +483,15 @@ fn store_one(
     }
 
     let settlement_date = date_to_int(clock.settlement_date(t.txn_time, t.channel));
+    let (mut token_buf, mut token_long) = ([0u8; TOKEN_BYTES_INLINE], Vec::new());
+    let card_token = token_bytes(t, &mut token_buf, &mut token_long);
     let original_seq = match resolve_original(&ctx.conn, t)? {
         Ok(o) => o,
         Err(reason) => {
             // A duplicate of a stored object is still a duplicate even if its original
             // cannot be named now; check that before refusing.
             if let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? {
-                let new = record_of(t, 0, 0, settlement_date, None);
+                let new = record_ref(t, card_token, 0, 0, settlement_date, None);
                 if same_object(&existing, &new) {
                     return Ok(Ok(Stored::Duplicate {
                         seq: existing.seq,
@@ -428,7 +505,7 @@ fn store_one(
 
     let seq = ctx.head.seq + 1;
     let received_us = now_us().max(ctx.head.last_received_us);
-    let row = record_of(t, seq, received_us, settlement_date, original_seq);
+    let row = record_ref(t, card_token, seq, received_us, settlement_date, original_seq);
     let hash = row.seal(&ctx.head.hash, scratch);
     let inserted = ctx
         .conn
@@ -804,7 +881,7 @@ fn text<T: ToString>(v: T) -> Value {
 }
 
 /// `None` when the scope and filters cannot match anything (an empty answer, not an error).
-fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where> {
+fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool, zone: Option<Tz>) -> Option<Where> {
     let mut w = Where {
         sql: String::from("WHERE s.seq = r.seq"),
         params: Vec::new(),
@@ -850,6 +927,10 @@ fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where>
             );
         }
         TxnRange::SettlementDate { from, to } => {
+            // Through the merchant + time (or time) index; the dates themselves filter rows.
+            let (start_us, end_us) = settlement_time_range_us(zone, from.date(), to.date());
+            w.push(" AND r.txn_time_us >= ?", Value::Integer(start_us));
+            w.push(" AND r.txn_time_us < ?", Value::Integer(end_us));
             w.push(
                 " AND r.settlement_date >= ?",
                 Value::Integer(date_to_int(*from)),
@@ -914,6 +995,14 @@ fn build_where(q: &TxnQuery, as_of_seq: i64, with_cursor: bool) -> Option<Where>
         }
     }
     Some(w)
+}
+
+/// The zone `build_where` needs: only a settlement-date range asks for it.
+fn zone_of(c: &Connection, q: &TxnQuery) -> Result<Option<Tz>, StoreError> {
+    match q.range {
+        TxnRange::SettlementDate { .. } => single_merchant_zone(c, q),
+        _ => Ok(None),
+    }
 }
 
 fn pinned_as_of(conn: &Connection, q: &TxnQuery) -> Result<i64, StoreError> {
@@ -1065,6 +1154,7 @@ impl TxnRepo for SqliteStore {
         };
         let stored = Arc::new(AtomicU64::new(0));
         let (tx, rx) = sync_channel::<BulkMsg>(BULK_CHUNKS_IN_FLIGHT);
+        let (spent_tx, spent_rx) = sync_channel::<Vec<(u64, NewTxn)>>(BULK_CHUNKS_IN_FLIGHT);
         let ingest_opts = IngestOptions {
             create_missing: opts.create_missing,
         };
@@ -1079,8 +1169,9 @@ impl TxnRepo for SqliteStore {
                 let rejected = loop {
                     match rx.recv() {
                         Ok(BulkMsg::Chunk(items)) => {
-                            for (line_no, t) in items {
-                                match store_one(ctx, &t, ingest_opts, &mut cache, &mut scratch)? {
+                            for (line_no, t) in &items {
+                                let line_no = *line_no;
+                                match store_one(ctx, t, ingest_opts, &mut cache, &mut scratch)? {
                                     Ok(Stored::Inserted { .. }) => report.inserted += 1,
                                     Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
                                     Err(reason) => {
@@ -1099,6 +1190,10 @@ impl TxnRepo for SqliteStore {
                                 errors.truncate(errors_max);
                             }
                             stored_w.store(report.inserted, Ordering::Relaxed);
+                            // Freeing a chunk's strings is the feeding thread's work (it has
+                            // time to spare; the writer does not). If it cannot take it, free
+                            // it here.
+                            let _ = spent_tx.try_send(items);
                         }
                         Ok(BulkMsg::End { rejected }) => break rejected,
                         // The feeding side went away without finishing: store nothing.
@@ -1160,6 +1255,7 @@ impl TxnRepo for SqliteStore {
                 if writer_alive && tx.send(BulkMsg::Chunk(full)).is_err() {
                     writer_alive = false;
                 }
+                spent_rx.try_iter().for_each(drop);
                 progress(BulkProgress {
                     lines_read,
                     rows_stored: stored.load(Ordering::Relaxed),
@@ -1217,7 +1313,7 @@ impl TxnRepo for SqliteStore {
         let limit = q.limit.clamp(1, PAGE_LIMIT_MAX) as usize;
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, q)?;
-            let Some(w) = build_where(q, as_of_seq, true) else {
+            let Some(w) = build_where(q, as_of_seq, true, zone_of(c, q)?) else {
                 return Ok(TxnPage {
                     rows: Vec::new(),
                     has_more: false,
@@ -1265,7 +1361,7 @@ impl TxnRepo for SqliteStore {
     fn summary(&self, q: &TxnQuery) -> Result<Vec<StatusSummary>, StoreError> {
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, q)?;
-            let Some(w) = build_where(q, as_of_seq, false) else { return Ok(Vec::new()) };
+            let Some(w) = build_where(q, as_of_seq, false, zone_of(c, q)?) else { return Ok(Vec::new()) };
             let sql = format!(
                 "SELECT s.status, COUNT(*), COALESCE(SUM(r.amount_fen), 0) FROM txn_records r CROSS JOIN txn_status s {}
                  GROUP BY s.status ORDER BY s.status",
@@ -1375,7 +1471,7 @@ impl TxnRepo for SqliteStore {
         };
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, &q)?;
-            let Some(w) = build_where(&q, as_of_seq, false) else { return Ok(Vec::new()) };
+            let Some(w) = build_where(&q, as_of_seq, false, zone_of(c, &q)?) else { return Ok(Vec::new()) };
             let gross = "r.reversal = 0 AND r.kind IN ('purchase', 'preauth_completion')
                          AND s.status IN ('approved', 'partially_refunded', 'refunded', 'completed')";
             let refund = "r.reversal = 0 AND r.kind = 'refund' AND s.status = 'approved'";
@@ -1433,7 +1529,7 @@ impl TxnRepo for SqliteStore {
         let rows_max = rows_max.min(EXPORT_ROWS_MAX);
         self.read(|c| {
             let as_of_seq = pinned_as_of(c, q)?;
-            let Some(w) = build_where(q, as_of_seq, true) else {
+            let Some(w) = build_where(q, as_of_seq, true, zone_of(c, q)?) else {
                 return Ok(ExportOutcome {
                     rows: 0,
                     truncated: false,

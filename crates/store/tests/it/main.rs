@@ -630,4 +630,5 @@ fn merchants_terminals_users_sessions_keys_and_audit() {
 
 mod bulk_order;
 mod findability;
+mod settlement_dates;
 mod recon_store;
