@@ -251,11 +251,23 @@ fn token_bytes<'b>(t: &NewTxn, buf: &'b mut [u8; TOKEN_BYTES_INLINE], long: &'b 
         return None;
     }
     if h.len() <= 2 * TOKEN_BYTES_INLINE {
+        // By hand: `hex::decode_to_slice` cost half a microsecond a row on the writer.
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            }
+        }
+        if h.len() % 2 != 0 {
+            return None;
+        }
         let out = &mut buf[..h.len() / 2];
-        return match hex::decode_to_slice(h, &mut *out) {
-            Ok(()) => Some(out),
-            Err(_) => None,
-        };
+        for (o, pair) in out.iter_mut().zip(h.as_bytes().chunks_exact(2)) {
+            *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        return Some(out);
     }
     *long = hex::decode(h).ok()?;
     Some(long.as_slice())

@@ -142,6 +142,11 @@ fn a_bulk_import_interleaved_across_merchants_links_and_projects_as_in_line_orde
     let follow_ups = (1..=lines_total).filter(|&n| kind_of(n) != Line::Purchase && kind_of(n) != Line::Wechat).count();
     assert_eq!(linked, follow_ups);
     assert!(got.values().any(|v| v.0 == TxnStatus::Voided) && got.values().any(|v| v.0 == TxnStatus::Reversed));
+    // The keyed card token is stored as bytes and read back as the hex the summary carries.
+    let token = domain::Pan::parse("6222021234567890123").unwrap().summary(&key()).token;
+    let page = bulk.store.list_txns(&TxnQuery { channels: vec![Channel::Card], limit: 5, ..TxnQuery::default() }).unwrap();
+    assert_eq!(page.rows.len(), 5);
+    assert!(page.rows.iter().all(|r| r.card.as_ref().is_some_and(|c| c.token == token && !token.is_empty())));
 
     // Imported again: every line is a duplicate.
     let mut again = objects.iter().cloned().enumerate().map(|(i, o)| BulkLine { line_no: i as u64 + 1, object: Ok(o) });
