@@ -388,7 +388,9 @@ pub struct SimReport {
     /// the window the transaction throughput is measured over.
     pub transactions_elapsed: Duration,
     pub latency_p50_us: u64,
+    pub latency_p90_us: u64,
     pub latency_p99_us: u64,
+    pub latency_max_us: u64,
     /// Settlement results: balanced / unbalanced counts.
     pub settled_balanced: u64,
     pub settled_unbalanced: u64,
@@ -472,7 +474,9 @@ pub async fn run(cfg: SimConfig) -> Result<SimReport, SimError> {
     latencies.sort_unstable();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied();
     report.latency_p50_us = pct(0.50).unwrap_or(0);
+    report.latency_p90_us = pct(0.90).unwrap_or(0);
     report.latency_p99_us = pct(0.99).unwrap_or(0);
+    report.latency_max_us = latencies.last().copied().unwrap_or(0);
     Ok(report)
 }
 

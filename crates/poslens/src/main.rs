@@ -187,9 +187,11 @@ fn terminal_sim(a: TerminalSimArgs) -> anyhow::Result<ExitCode> {
         r.latency_p99_us as f64 / 1000.0
     );
     println!(
-        "after every terminal signed on: {:.0} transactions/s over {:.2} s",
+        "after every terminal signed on: {:.0} transactions/s over {:.2} s; latency p90 {:.2} ms, max {:.2} ms",
         r.per_second_signed_on(),
-        r.transactions_elapsed.as_secs_f64()
+        r.transactions_elapsed.as_secs_f64(),
+        r.latency_p90_us as f64 / 1000.0,
+        r.latency_max_us as f64 / 1000.0
     );
     if r.settled_balanced + r.settled_unbalanced > 0 {
         println!("settlement: {} balanced, {} unbalanced", r.settled_balanced, r.settled_unbalanced);
