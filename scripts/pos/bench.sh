@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # POS front end throughput and latency, end to end and durable: the release `poslens serve`
 # (SQLite, fsync, group commit) against `poslens terminal-sim` over loopback.
-#   scripts/pos/bench.sh [TERMINALS=200] [COUNT=20000]
+#   scripts/pos/bench.sh [TERMINALS=200] [COUNT=100000]  (a batch holds 999: COUNT / TERMINALS < 999)
 # Prints the sim's summary for N concurrent terminal connections, then for one connection.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TERMINALS=${1:-200}
-COUNT=${2:-20000}
+COUNT=${2:-100000}
 BIN=${POSLENS_BIN:-target/release/poslens}
 [ -x "$BIN" ] || cargo build --release -p poslens
 DATA=$(mktemp -d)

@@ -984,11 +984,10 @@ impl Host {
         } else {
             Ok(())
         };
-        let mlock = Self::lock_for(&self.merchant_locks, ctx.merchant_id.to_string());
-        let _m = if kind.needs_original() {
-            Some(mlock.lock().await)
-        } else {
-            None
+        let mlock = kind.needs_original().then(|| Self::lock_for(&self.merchant_locks, ctx.merchant_id.to_string()));
+        let _m = match &mlock {
+            Some(l) => Some(l.lock().await),
+            None => None,
         };
         // The original, when one was found, goes with the record even if declined: the store
         // needs it for every void, refund and completion record.
