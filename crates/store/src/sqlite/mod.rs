@@ -420,7 +420,8 @@ impl SqliteStore {
 
 /// Commits between requests to the checkpointer at most (small groups write a few pages each).
 const CHECKPOINT_EVERY_COMMITS: u32 = 256;
-/// A group running at least this long (a bulk import) is checkpointed right after it.
+/// A group running at least this long (a bulk import) is checkpointed by the writer right after
+/// it.
 const CHECKPOINT_AFTER_GROUP_MS: u128 = 250;
 /// Commits between the writer's own checkpoints. The checkpointer's run alongside the writer,
 /// so under steady load they may never find the WAL wholly copied, and SQLite only starts the
@@ -453,7 +454,11 @@ fn writer_loop(
         // time. A request while one is pending is dropped (`try_send`): one pass copies all.
         commits_since_checkpoint += 1;
         commits_since_own_checkpoint += 1;
-        if commits_since_own_checkpoint >= WRITER_CHECKPOINT_EVERY_COMMITS {
+        // A long group (a bulk import) wrote hundreds of megabytes of WAL: the writer copies
+        // them itself before taking the next group, as the checkpointer running alongside the
+        // next import would never find the WAL wholly copied and the file would keep growing.
+        let long_group = started.elapsed().as_millis() >= CHECKPOINT_AFTER_GROUP_MS;
+        if long_group || commits_since_own_checkpoint >= WRITER_CHECKPOINT_EVERY_COMMITS {
             let done = ctx
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
@@ -461,9 +466,7 @@ fn writer_loop(
             if matches!(done, Ok(0)) {
                 commits_since_own_checkpoint = 0;
             }
-        } else if commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS
-            || started.elapsed().as_millis() >= CHECKPOINT_AFTER_GROUP_MS
-        {
+        } else if commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS {
             let _ = checkpointer.try_send(());
             commits_since_checkpoint = 0;
         }
