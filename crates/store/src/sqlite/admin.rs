@@ -166,6 +166,18 @@ pub(crate) fn insert_merchant(
 }
 
 impl SqliteStore {
+    /// Runs `sql` (`?1` the user id, `?2` the value) on one user; `NotFound` if there is none.
+    fn set_user_text(&self, id: i64, sql: &'static str, value: String) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let n = ctx.conn.prepare_cached(sql)?.execute((id, &value))?;
+            if n == 0 {
+                Err(StoreError::NotFound { what: "user", key: id.to_string() })
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     /// A write that changes merchant or terminal rows as caches of them see them.
     fn write_config<T: Send + 'static>(
         &self,
@@ -675,39 +687,11 @@ impl UserRepo for SqliteStore {
     }
 
     fn set_user_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
-        let h = password_hash.to_owned();
-        self.write(move |ctx| {
-            let n = ctx
-                .conn
-                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
-                .execute((id, &h))?;
-            if n == 0 {
-                Err(StoreError::NotFound {
-                    what: "user",
-                    key: id.to_string(),
-                })
-            } else {
-                Ok(())
-            }
-        })
+        self.set_user_text(id, "UPDATE users SET password_hash = ?2 WHERE id = ?1", password_hash.to_owned())
     }
 
     fn set_user_terminals(&self, id: i64, terminals: &[TerminalId]) -> Result<(), StoreError> {
-        let list = join_ids(terminals);
-        self.write(move |ctx| {
-            let n = ctx
-                .conn
-                .prepare_cached("UPDATE users SET terminals = ?2 WHERE id = ?1")?
-                .execute((id, &list))?;
-            if n == 0 {
-                Err(StoreError::NotFound {
-                    what: "user",
-                    key: id.to_string(),
-                })
-            } else {
-                Ok(())
-            }
-        })
+        self.set_user_text(id, "UPDATE users SET terminals = ?2 WHERE id = ?1", join_ids(terminals))
     }
 
     fn create_session(&self, s: &NewSession) -> Result<Session, StoreError> {

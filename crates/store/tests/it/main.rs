@@ -72,6 +72,21 @@ fn purchase(stan: u32, amount_fen: i64, time: &str) -> NewTxn {
     }
 }
 
+/// `t` as a WeChat payment: no terminal, batch, STAN, RRN, auth code or card; `external_ref`.
+fn wechat(t: NewTxn, external_ref: String) -> NewTxn {
+    NewTxn {
+        channel: Channel::Wechat,
+        terminal_id: None,
+        batch_no: None,
+        stan: None,
+        rrn: None,
+        auth_code: None,
+        card: None,
+        external_ref: Some(external_ref),
+        ..t
+    }
+}
+
 fn follow_up(kind: TxnKind, stan: u32, original_stan: u32, amount_fen: i64, time: &str) -> NewTxn {
     NewTxn {
         kind,
@@ -280,17 +295,7 @@ fn keyset_pages_neither_skip_nor_repeat_while_rows_arrive() {
 fn every_filter_narrows_the_list() {
     let f = fixture();
     let s = &f.store;
-    let mut qr = NewTxn {
-        channel: Channel::Wechat,
-        terminal_id: None,
-        batch_no: None,
-        stan: None,
-        rrn: None,
-        auth_code: None,
-        card: None,
-        external_ref: Some("WX4200001234".into()),
-        ..purchase(0, 4321, "2026-11-25T23:30:00+08:00")
-    };
+    let mut qr = wechat(purchase(0, 4321, "2026-11-25T23:30:00+08:00"), "WX4200001234".into());
     qr.merchant_id = mid(M1);
     let on_t2 = NewTxn { terminal_id: Some(tid(T2)), ..purchase(2, 2000, "2026-11-25T23:10:00+08:00") };
     let other_merchant = NewTxn { merchant_id: mid(M2), ..purchase(3, 3000, "2026-11-25T11:00:00+08:00") };

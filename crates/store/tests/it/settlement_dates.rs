@@ -38,21 +38,7 @@ fn store_with_records() -> (Fixture, Vec<TxnRow>) {
                 txn_time: time,
                 ..purchase(n, 1, "2026-11-25T10:00:00+08:00")
             };
-            batch.push(if k % 5 == 0 {
-                NewTxn {
-                    terminal_id: None,
-                    batch_no: None,
-                    stan: None,
-                    rrn: None,
-                    auth_code: None,
-                    card: None,
-                    channel: Channel::Wechat,
-                    external_ref: Some(format!("WX{n:020}")),
-                    ..card
-                }
-            } else {
-                card
-            });
+            batch.push(if k % 5 == 0 { wechat(card, format!("WX{n:020}")) } else { card });
         }
     }
     for chunk in batch.chunks(INGEST_BATCH_MAX) {
