@@ -2,9 +2,11 @@
 //! found. Kept apart from `repo.rs` (transactions, administration) because it is its own
 //! aggregate: files are imported whole, runs are written whole, neither edits a transaction.
 //!
-//! Large writes (a clearing file of a million rows, a run of a million items) go to the writer
-//! as one job fed in chunks over a bounded channel, like `bulk_ingest`: one database transaction,
-//! memory bounded by the chunk size, nothing visible until the end and nothing kept on failure.
+//! Large writes go to the writer as one job: a clearing file of a million rows is fed in chunks
+//! over a bounded channel, like `bulk_ingest` (memory bounded by the chunk size); a run's items
+//! are encoded compactly on the caller's side (a few dozen bytes each) and written as chunks of
+//! items. Either way: one database transaction, nothing visible until the end and nothing kept
+//! on failure.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -16,7 +18,7 @@ use recon::{ClearingRecord, MatchPass, Outcome, PlatformRecord, Summary};
 use crate::error::StoreError;
 use crate::model::Scope;
 
-/// Rows per chunk handed to the writer during an import or a run.
+/// Rows per chunk handed to the writer during an import.
 pub const RECON_CHUNK_ROWS: usize = 8_192;
 /// Chunks queued for the writer before the feeding side waits.
 pub const RECON_CHUNKS_IN_FLIGHT: usize = 8;
@@ -187,7 +189,7 @@ pub struct NewReconRun {
 /// One item, owned, as stored and as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconItemRow {
-    /// Store id (0 before it is stored); also the paging key.
+    /// Store id (0 before it is stored), unique within its run; also the paging key.
     pub id: i64,
     pub outcome: Outcome,
     pub match_pass: Option<MatchPass>,
@@ -314,7 +316,8 @@ pub trait ReconRepo {
     /// Platform records and clearing rows of D-1..D+1, and the channels with a file for D.
     fn load_recon_input(&self, date: SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError>;
     /// Records a run and its items in one commit, superseding the live run for the same date
-    /// and merchant filter. Returns the run's id.
+    /// and merchant filter. Returns the run's id. Item ids are numbered within the run in
+    /// (merchant, outcome, given order) order, so lists and exports come in that order.
     fn save_recon_run(
         &self,
         run: &NewReconRun,

@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_pos_discrepancies.sql")),
     (6, include_str!("../../migrations/0006_idempotency.sql")),
     (7, include_str!("../../migrations/0007_drop_settlement_date_index.sql")),
+    (8, include_str!("../../migrations/0008_recon_item_chunks.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

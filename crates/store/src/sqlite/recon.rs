@@ -1,7 +1,8 @@
 //! Reconciliation: loading what a run looks at, recording runs and items, reading them back.
 
+mod chunks;
+
 use std::collections::HashMap;
-use std::sync::mpsc::sync_channel;
 
 use domain::{
     Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind,
@@ -16,8 +17,7 @@ use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::StoreError;
 use crate::model::Scope;
 use crate::repo_recon::{
-    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRow, ReconRepo, ReconRun, RECON_CHUNKS_IN_FLIGHT,
-    RECON_CHUNK_ROWS, RECON_ITEMS_PAGE_MAX,
+    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRow, ReconRepo, ReconRun, RECON_ITEMS_PAGE_MAX,
 };
 
 fn corrupt(column: &'static str, value: impl std::fmt::Display) -> StoreError {
@@ -371,18 +371,10 @@ fn to_run((raw, date): (ReconRunRaw, i64)) -> Result<ReconRun, StoreError> {
     })
 }
 
-/// `recon_items.outcome`: the position in [`Outcome::ALL`].
-fn outcome_code(o: Outcome) -> i64 {
-    Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0) as i64
-}
+use chunks::outcome_code;
 
 fn outcome_of(code: i64) -> Result<Outcome, StoreError> {
     usize::try_from(code).ok().and_then(|i| Outcome::ALL.get(i).copied()).ok_or_else(|| corrupt("recon_items.outcome", code))
-}
-
-/// `recon_items.match_pass`: the position in [`MatchPass::ALL`].
-fn pass_code(p: MatchPass) -> i64 {
-    MatchPass::ALL.iter().position(|x| *x == p).unwrap_or(0) as i64
 }
 
 fn pass_of(code: i64) -> Result<MatchPass, StoreError> {
@@ -461,41 +453,6 @@ fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite:
     Some((sql, p))
 }
 
-fn insert_items(c: &Connection, run_id: i64, items: Vec<ReconItemRow>) -> Result<(), StoreError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT INTO recon_items (run_id, outcome, match_pass, merchant_id, terminal_id, batch_no, stan, rrn, external_ref, \
-         channel, txn_time_us, platform_seq, platform_amount_fen, clearing_amount_fen, clearing_fee_fen, \
-         clearing_file_id, clearing_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
-    for i in items {
-        stmt.execute(params![
-            run_id,
-            outcome_code(i.outcome),
-            i.match_pass.map(pass_code),
-            i.merchant_id,
-            i.terminal_id,
-            i.batch_no,
-            i.stan,
-            i.rrn,
-            i.external_ref,
-            i.channel.as_str(),
-            i.txn_time.map(|t| t.timestamp_micros()),
-            i.platform_seq,
-            i.platform_amount_fen,
-            i.clearing_amount_fen,
-            i.clearing_fee_fen,
-            i.clearing_file_id,
-            i.clearing_line.map(|l| l as i64),
-        ])?;
-    }
-    Ok(())
-}
-
-enum ItemMsg {
-    Items(Vec<ReconItemRow>),
-    End,
-}
-
 impl ReconRepo for SqliteStore {
     fn load_recon_input(&self, date: domain::SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError> {
         let (from, to) = (date_to_int(date.pred()), date_to_int(date.succ()));
@@ -570,7 +527,14 @@ impl ReconRepo for SqliteStore {
     }
 
     fn save_recon_run(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRow>) -> Result<i64, StoreError> {
-        let (tx, rx) = sync_channel::<ItemMsg>(RECON_CHUNKS_IN_FLIGHT);
+        // The items are encoded here, on the caller's thread, as they come (a few dozen bytes
+        // each, no owned row kept); the writer then stores about a thousand chunks per million
+        // items.
+        let mut builder = chunks::ChunkBuilder::new();
+        for item in items {
+            builder.push(&item);
+        }
+        let sealed = builder.finish();
         let run = run.clone();
         let done = self.submit(move |ctx: &mut WriterCtx| -> Result<i64, StoreError> {
             let c = &ctx.conn;
@@ -599,41 +563,21 @@ impl ReconRepo for SqliteStore {
                  AND superseded_by IS NULL AND id <> ?1",
                 params![run_id, date, merchant],
             )?;
-            loop {
-                match rx.recv() {
-                    Ok(ItemMsg::Items(chunk)) => insert_items(c, run_id, chunk)?,
-                    Ok(ItemMsg::End) => break,
-                    Err(_) => {
-                        return Err(StoreError::Invalid { what: "reconciliation run", reason: "items ended unexpectedly".into() })
-                    }
-                }
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO recon_item_chunks (run_id, first_id, merchant_id, outcome, items, amount_fen, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for ch in &sealed {
+                stmt.execute(params![run_id, ch.first_id, ch.merchant_id, ch.outcome, ch.items, ch.amount_fen, ch.data])?;
             }
+            drop(stmt);
             // The finish time is when the items are in.
             c.execute("UPDATE recon_runs SET finished_at_us = ?1 WHERE id = ?2", params![now_us(), run_id])?;
             Ok(run_id)
         })?;
-        let mut chunk = Vec::with_capacity(RECON_CHUNK_ROWS);
-        let mut alive = true;
-        for item in items {
-            chunk.push(item);
-            if chunk.len() >= RECON_CHUNK_ROWS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(RECON_CHUNK_ROWS));
-                if tx.send(ItemMsg::Items(full)).is_err() {
-                    alive = false;
-                    break;
-                }
-            }
-        }
-        if alive && !chunk.is_empty() {
-            alive = tx.send(ItemMsg::Items(chunk)).is_ok();
-        }
-        if alive {
-            let _ = tx.send(ItemMsg::End);
-        }
-        drop(tx);
         let t = std::time::Instant::now();
         let r = done.recv().map_err(|_| StoreError::WriterGone)?;
-        side_timing("save: waited for the writer after the last item", t, 0);
+        side_timing("save: waited for the writer", t, 0);
         r
     }
 
@@ -669,16 +613,34 @@ impl ReconRepo for SqliteStore {
         let q = ReconItemQuery { run_id, outcome: None, scope: scope.clone(), after_id: None, limit: 0 };
         self.read(|c| {
             let mut found: HashMap<Outcome, (u64, i64)> = HashMap::new();
-            if let Some((w, p)) = item_where(&q, false) {
-                let sql = format!(
-                    "SELECT i.outcome, COUNT(*), SUM(COALESCE(i.platform_amount_fen, i.clearing_amount_fen, 0)) \
-                     FROM recon_items i LEFT JOIN txn_records r ON r.seq = i.platform_seq {w} GROUP BY i.outcome"
-                );
+            if legacy_items(c, run_id)? {
+                if let Some((w, p)) = item_where(&q, false) {
+                    let sql = format!(
+                        "SELECT i.outcome, COUNT(*), SUM(COALESCE(i.platform_amount_fen, i.clearing_amount_fen, 0)) \
+                         FROM recon_items i LEFT JOIN txn_records r ON r.seq = i.platform_seq {w} GROUP BY i.outcome"
+                    );
+                    let mut stmt = c.prepare(&sql)?;
+                    let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        let o = outcome_of(r.get(0)?)?;
+                        found.insert(o, (r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.unwrap_or(0)));
+                    }
+                }
+            } else if q.scope.terminals.is_some() {
+                // A staff user's terminals are the items' (or their records') terminals: read.
+                for_each_chunk_item(c, &q, None, &mut |item| {
+                    let t = found.entry(item.outcome).or_default();
+                    t.0 += 1;
+                    t.1 = t.1.saturating_add(item.platform_amount_fen.or(item.clearing_amount_fen).unwrap_or(0));
+                    Ok(true)
+                })?;
+            } else if let Some((w, p)) = chunk_where(&q, None) {
+                let sql = format!("SELECT outcome, SUM(items), SUM(amount_fen) FROM recon_item_chunks {w} GROUP BY outcome");
                 let mut stmt = c.prepare(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
                 while let Some(r) = rows.next()? {
                     let o = outcome_of(r.get(0)?)?;
-                    found.insert(o, (r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.unwrap_or(0)));
+                    found.insert(o, (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)?));
                 }
             }
             Ok(Outcome::ALL.iter().map(|o| {
@@ -691,16 +653,23 @@ impl ReconRepo for SqliteStore {
     fn list_recon_items(&self, q: &ReconItemQuery) -> Result<(Vec<ReconItemRow>, bool), StoreError> {
         let limit = q.limit.clamp(1, RECON_ITEMS_PAGE_MAX) as usize;
         self.read(|c| {
-            let Some((w, p)) = item_where(q, true) else { return Ok((Vec::new(), false)) };
-            let sql = format!(
-                "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id LIMIT {}",
-                limit + 1
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
             let mut out = Vec::with_capacity(limit + 1);
-            while let Some(r) = rows.next()? {
-                out.push(item_row(r)?);
+            if legacy_items(c, q.run_id)? {
+                let Some((w, p)) = item_where(q, true) else { return Ok((Vec::new(), false)) };
+                let sql = format!(
+                    "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id LIMIT {}",
+                    limit + 1
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                while let Some(r) = rows.next()? {
+                    out.push(item_row(r)?);
+                }
+            } else {
+                for_each_chunk_item(c, q, q.after_id, &mut |item| {
+                    out.push(item);
+                    Ok(out.len() <= limit)
+                })?;
             }
             let more = out.len() > limit;
             out.truncate(limit);
@@ -714,23 +683,138 @@ impl ReconRepo for SqliteStore {
         on_row: &mut dyn FnMut(&ReconItemRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         self.read(|c| {
-            let Some((w, p)) = item_where(q, false) else { return Ok(0) };
-            let sql = format!(
-                "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id"
-            );
-            let mut stmt = c.prepare(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
             let mut n = 0u64;
-            while let Some(r) = rows.next()? {
-                let item = item_row(r)?;
-                if on_row(&item).is_err() {
-                    break;
+            if legacy_items(c, q.run_id)? {
+                let Some((w, p)) = item_where(q, false) else { return Ok(0) };
+                let sql = format!(
+                    "SELECT {ITEM_COLS} FROM {ITEM_FROM} {w} ORDER BY i.id"
+                );
+                let mut stmt = c.prepare(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                while let Some(r) = rows.next()? {
+                    let item = item_row(r)?;
+                    if on_row(&item).is_err() {
+                        break;
+                    }
+                    n += 1;
                 }
-                n += 1;
+            } else {
+                for_each_chunk_item(c, q, None, &mut |item| {
+                    if on_row(&item).is_err() {
+                        return Ok(false);
+                    }
+                    n += 1;
+                    Ok(true)
+                })?;
             }
             Ok(n)
         })
     }
+}
+
+/// Whether a run's items are rows of `recon_items` (runs recorded before schema 8); newer runs
+/// keep them in `recon_item_chunks`.
+fn legacy_items(c: &Connection, run_id: i64) -> Result<bool, StoreError> {
+    Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM recon_items WHERE run_id = ?1)", [run_id], |r| r.get(0))?)
+}
+
+/// `WHERE` clause and parameters over `recon_item_chunks` for the chunks `q` may touch (its
+/// terminal scope is applied item by item); with `after_id`, only chunks holding a later id.
+fn chunk_where(q: &ReconItemQuery, after_id: Option<i64>) -> Option<(String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let mut sql = String::from("WHERE run_id = ?");
+    let mut p: Vec<Value> = vec![Value::Integer(q.run_id)];
+    if let Some(o) = q.outcome {
+        sql.push_str(" AND outcome = ?");
+        p.push(Value::Integer(outcome_code(o)));
+    }
+    if let Some(ms) = &q.scope.merchants {
+        if ms.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND merchant_id IN ({})", vec!["?"; ms.len()].join(",")));
+        p.extend(ms.iter().map(|m| Value::Text(m.to_string())));
+    }
+    if q.scope.terminals.as_ref().is_some_and(|t| t.is_empty()) {
+        return None;
+    }
+    if let Some(after) = after_id {
+        // A chunk holds at most ITEMS_PER_CHUNK_MAX ids: the bound on first_id lets the
+        // primary key skip the chunks before the cursor.
+        sql.push_str(" AND first_id > ? AND first_id + items - 1 > ?");
+        p.push(Value::Integer(after.saturating_sub(chunks::ITEMS_PER_CHUNK_MAX as i64)));
+        p.push(Value::Integer(after));
+    }
+    Some((sql, p))
+}
+
+/// Hands the items `q` selects (ids after `after_id`) to `f` in id order until it returns
+/// `false`: the chunks' heads first (no blobs), then one chunk at a time, with the fields the
+/// platform record holds read back from it, as the legacy join did.
+fn for_each_chunk_item(
+    c: &Connection,
+    q: &ReconItemQuery,
+    after_id: Option<i64>,
+    f: &mut dyn FnMut(ReconItemRow) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let Some((w, p)) = chunk_where(q, after_id) else { return Ok(()) };
+    let heads: Vec<(i64, Option<String>, i64)> = {
+        let mut stmt = c.prepare(&format!("SELECT first_id, merchant_id, outcome FROM recon_item_chunks {w} ORDER BY first_id"))?;
+        let v = stmt.query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        v
+    };
+    let mut data_stmt = c.prepare_cached("SELECT data FROM recon_item_chunks WHERE run_id = ?1 AND first_id = ?2")?;
+    let mut record_stmt = c.prepare_cached(
+        "SELECT terminal_id, batch_no, stan, rrn, external_ref, txn_time_us, received_at_us FROM txn_records WHERE seq = ?1",
+    )?;
+    let mut file_stmt = c.prepare_cached("SELECT name FROM clearing_files WHERE id = ?1")?;
+    let mut file_names: HashMap<i64, Option<String>> = HashMap::new();
+    let terminals = q.scope.terminals.as_ref();
+    for (first_id, merchant_id, outcome) in heads {
+        let data: Vec<u8> = data_stmt.query_row(params![q.run_id, first_id], |r| r.get(0))?;
+        let mut reader = chunks::ChunkReader::new(&data, first_id, merchant_id.as_deref(), outcome)?;
+        while let Some(mut item) = reader.next_item()? {
+            if after_id.is_some_and(|a| item.id <= a) {
+                continue;
+            }
+            // Batch-upload items (negative) have no record.
+            if let Some(seq) = item.platform_seq.filter(|s| *s > 0) {
+                type Fields = (Option<String>, Option<i64>, Option<i64>, Option<String>, Option<String>, Option<i64>, i64);
+                let found: Option<Fields> = record_stmt
+                    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+                    .optional()?;
+                if let Some((terminal, batch, stan, rrn, external_ref, time_us, received_us)) = found {
+                    item.terminal_id = terminal.or(item.terminal_id);
+                    item.batch_no = batch.map(|n| n as u32).or(item.batch_no);
+                    item.stan = stan.map(|n| n as u32).or(item.stan);
+                    item.rrn = rrn.or(item.rrn);
+                    item.external_ref = external_ref.or(item.external_ref);
+                    item.txn_time = time_us.map(from_us).or(item.txn_time);
+                    item.platform_id = Some(ids::encode(received_us.div_euclid(1000), seq));
+                }
+            }
+            if let Some(ts) = terminals {
+                if !item.terminal_id.as_deref().is_some_and(|t| ts.iter().any(|x| x.as_str() == t)) {
+                    continue;
+                }
+            }
+            if let Some(file) = item.clearing_file_id {
+                let name = match file_names.get(&file) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: Option<String> = file_stmt.query_row([file], |r| r.get(0)).optional()?;
+                        file_names.insert(file, n.clone());
+                        n
+                    }
+                };
+                item.clearing_file_name = name;
+            }
+            if !f(item)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Terminal-only batch-upload items of settlement dates `from..=to` as platform records of
@@ -744,10 +828,6 @@ fn load_batch_upload_items(
     platform: &[PlatformRecord],
 ) -> Result<Vec<PlatformRecord>, StoreError> {
     use std::collections::HashSet;
-    let have: HashSet<(&str, &str, u32, u32)> = platform
-        .iter()
-        .filter_map(|p| Some((p.merchant.as_str(), p.terminal.as_ref()?.as_str(), p.batch?.get(), p.stan?.get())))
-        .collect();
     let mut stmt = c.prepare(
         "SELECT d.id, d.merchant_id, d.terminal_id, d.batch_no, d.stan, d.terminal_amount_fen, d.card_bin, d.card_last4, \
          d.recorded_at_us, m.timezone, m.cutoff FROM pos_discrepancies d JOIN merchants m ON m.merchant_id = d.merchant_id \
@@ -769,9 +849,6 @@ fn load_batch_upload_items(
             continue;
         }
         let (Ok(batch32), Ok(stan32)) = (u32::try_from(batch), u32::try_from(stan)) else { continue };
-        if have.contains(&(mid.as_str(), tid.as_str(), batch32, stan32)) {
-            continue;
-        }
         let bad = |col: &'static str, v: String| corrupt(col, v);
         out.push(PlatformRecord {
             id: PlatformId(-id),
@@ -796,6 +873,19 @@ fn load_batch_upload_items(
             source: domain::Source::BatchUpload,
         });
     }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    // The records the host has of these (few) items: one pass over the records, no set of all
+    // of them.
+    fn key(p: &PlatformRecord) -> Option<(&str, &str, u32, u32)> {
+        Some((p.merchant.as_str(), p.terminal.as_ref()?.as_str(), p.batch?.get(), p.stan?.get()))
+    }
+    let have: HashSet<(&str, &str, u32, u32)> = {
+        let wanted: HashSet<_> = out.iter().filter_map(key).collect();
+        platform.iter().filter_map(key).filter(|k| wanted.contains(k)).collect()
+    };
+    out.retain(|p| key(p).is_none_or(|k| !have.contains(&k)));
     // Ascending ids (most negative first), like the records they precede.
     out.sort_by_key(|p| p.id);
     Ok(out)

@@ -188,3 +188,114 @@ fn batch_upload_items_the_host_lacked_reconcile_as_their_own_source() {
     // The uploaded item keeps its own identifiers (there is no record to read them from).
     assert_eq!((missing[0].terminal_id.as_deref(), missing[0].stan, missing[0].platform_id.as_deref()), (Some(T1), Some(8), None));
 }
+
+/// A run of seven thousand items spans several chunks per (merchant, outcome): paging with a
+/// cursor, by outcome, by merchant and by terminal returns each item of the scope exactly once,
+/// ids ascending; totals and the export agree with the items; fields the platform record holds
+/// are read back from it.
+#[test]
+fn items_of_a_large_run_page_by_outcome_merchant_and_terminal_across_chunks() {
+    let f = fixture();
+    ingest_ok(&f.store, vec![purchase(1, 1000, "2026-11-25T10:00:00+08:00")]);
+    let record = f.store.load_recon_input(day(), None).unwrap().platform[0].id.0;
+    let outcomes = [Outcome::Matched, Outcome::MissingInClearing, Outcome::MissingInPlatform, Outcome::DateShift];
+    let items: Vec<ReconItemRow> = (0..7_000u64)
+        .map(|n| {
+            let linked = n % 10 == 0;
+            ReconItemRow {
+                id: 0,
+                // Matched items dominate, as in a real run: several chunks for that outcome.
+                outcome: if n % 5 < 3 { Outcome::Matched } else { outcomes[(n % 4) as usize] },
+                match_pass: None,
+                merchant_id: [Some(M2), Some(M1), None][(n % 3) as usize].map(str::to_owned),
+                // A linked item leaves the terminal to its record (T1).
+                terminal_id: if linked { None } else { Some([T1, "10000002"][(n % 2) as usize].to_owned()) },
+                batch_no: None,
+                stan: Some(n as u32),
+                rrn: None,
+                external_ref: None,
+                channel: Channel::Card,
+                txn_time: None,
+                platform_seq: linked.then_some(record),
+                platform_id: None,
+                platform_amount_fen: linked.then_some(1000),
+                clearing_amount_fen: Some(n as i64),
+                clearing_fee_fen: Some(1),
+                clearing_file_id: None,
+                clearing_file_name: None,
+                clearing_line: Some(n + 2),
+            }
+        })
+        .collect();
+    let new = NewReconRun {
+        settlement_date: day(),
+        merchant_id: None,
+        actor: "test".into(),
+        started_at: chrono::Utc::now(),
+        summary: recon::Summary::default(),
+        pending_channels: Vec::new(),
+        platform_records: 1,
+        clearing_rows: items.len() as u64,
+    };
+    let id = f.store.save_recon_run(&new, &mut items.clone().into_iter()).unwrap();
+    let terminal_of = |i: &ReconItemRow| i.terminal_id.clone().unwrap_or_else(|| T1.to_owned());
+
+    let check = |outcome: Option<Outcome>, scope: Scope| {
+        let in_scope = |i: &ReconItemRow| {
+            outcome.is_none_or(|o| i.outcome == o)
+                && scope.merchants.as_ref().is_none_or(|ms| i.merchant_id.as_deref().is_some_and(|m| ms.iter().any(|x| x.as_str() == m)))
+                && scope.terminals.as_ref().is_none_or(|ts| ts.iter().any(|t| t.as_str() == terminal_of(i)))
+        };
+        let mut want: Vec<u64> = items.iter().filter(|i| in_scope(i)).map(|i| i.clearing_line.unwrap()).collect();
+        want.sort_unstable();
+        let mut got = Vec::new();
+        let mut ids = Vec::new();
+        let mut after_id = None;
+        loop {
+            let q = ReconItemQuery { run_id: id, outcome, scope: scope.clone(), after_id, limit: 300 };
+            let (page, more) = f.store.list_recon_items(&q).unwrap();
+            for i in &page {
+                assert!(in_scope(i), "{i:?} is outside {outcome:?} {scope:?}");
+                if i.platform_seq.is_some() {
+                    assert_eq!((i.terminal_id.as_deref(), i.batch_no, i.rrn.as_deref()), (Some(T1), Some(1), Some("000000500001")));
+                    assert!(i.platform_id.is_some() && i.txn_time.is_some());
+                }
+                got.push(i.clearing_line.unwrap());
+                ids.push(i.id);
+            }
+            if !more {
+                break;
+            }
+            after_id = page.last().map(|i| i.id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend across pages");
+        got.sort_unstable();
+        assert_eq!(got, want, "{outcome:?} {scope:?}");
+
+        let mut exported = Vec::new();
+        let q = ReconItemQuery { run_id: id, outcome, scope: scope.clone(), after_id: None, limit: 0 };
+        f.store.export_recon_items(&q, &mut |i| {
+            exported.push(i.clearing_line.unwrap());
+            Ok(())
+        })
+        .unwrap();
+        exported.sort_unstable();
+        assert_eq!(exported, want);
+
+        if outcome.is_none() {
+            let totals = f.store.recon_totals(id, &scope).unwrap();
+            for (o, n, amount) in totals {
+                let of: Vec<&ReconItemRow> = items.iter().filter(|i| i.outcome == o && in_scope(i)).collect();
+                let sum: i64 = of.iter().map(|i| i.platform_amount_fen.or(i.clearing_amount_fen).unwrap()).sum();
+                assert_eq!((n, amount), (of.len() as u64, sum), "{o:?} {scope:?}");
+            }
+        }
+    };
+    for outcome in [None, Some(Outcome::Matched), Some(Outcome::MissingInPlatform), Some(Outcome::AmountMismatch)] {
+        check(outcome, Scope::all());
+        check(outcome, Scope::merchant(mid(M1)));
+        check(outcome, Scope { merchants: Some(vec![mid(M1), mid(M2)]), terminals: None });
+        check(outcome, Scope { merchants: Some(vec![mid(M2)]), terminals: Some(vec![tid(T1)]) });
+        check(outcome, Scope { merchants: Some(Vec::new()), terminals: None });
+    }
+}

@@ -1,0 +1,422 @@
+//! A run's items as compact chunks (`recon_item_chunks`): every item is kept, encoded in a few
+//! dozen bytes, in chunks of one (merchant, outcome) group.
+//!
+//! Why: a run of a million items stored as a million rows with two secondary indexes cost the
+//! single writer seconds; the same items as about a thousand blobs cost a few tens of
+//! milliseconds. The reads a run needs stay cheap because of how ids are numbered: items are
+//! ordered by (merchant, outcome, the engine's order) and numbered 1, 2, … in that order within
+//! the run, so each (merchant, outcome) group is one contiguous id range and each chunk says
+//! which range it holds. Paging by outcome or by merchant (keyset on the id) reads the heads of
+//! the chunks in scope and decodes one or two blobs per page; totals are sums over chunk heads.
+//!
+//! What a chunk does not hold: the merchant and the outcome (the chunk's own columns) and the
+//! fields the platform record holds itself (read back from the append-only record, as before).
+
+use std::collections::HashMap;
+
+use domain::Channel;
+use recon::{MatchPass, Outcome};
+
+use crate::error::StoreError;
+use crate::repo_recon::ReconItemRow;
+
+/// Items per chunk at most: a page decodes at most two chunks of this size.
+pub(crate) const ITEMS_PER_CHUNK_MAX: usize = 1024;
+
+/// One chunk ready to store: items `first_id ..= first_id + items - 1` of one group.
+pub(crate) struct SealedChunk {
+    pub first_id: i64,
+    pub merchant_id: Option<String>,
+    pub outcome: i64,
+    pub items: i64,
+    /// Sum over the items of the platform amount, or the clearing amount where there is none.
+    pub amount_fen: i64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Chunk {
+    items: i64,
+    amount_fen: i64,
+    data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Group {
+    done: Vec<Chunk>,
+    open: Chunk,
+}
+
+/// Groups items by (merchant, outcome) as they come, encoding each at once (no owned row is
+/// kept), then numbers them group by group.
+#[derive(Default)]
+pub(crate) struct ChunkBuilder {
+    merchants: HashMap<String, usize>,
+    /// Groups by `merchant index * OUTCOMES + outcome`; the merchant-less items use index 0.
+    groups: Vec<Option<Group>>,
+    /// Merchant of each index (index 0: none).
+    names: Vec<Option<String>>,
+}
+
+const OUTCOMES: usize = Outcome::ALL.len();
+
+impl ChunkBuilder {
+    pub(crate) fn new() -> ChunkBuilder {
+        ChunkBuilder { merchants: HashMap::new(), groups: Vec::new(), names: vec![None] }
+    }
+
+    pub(crate) fn push(&mut self, item: &ReconItemRow) {
+        let m = match item.merchant_id.as_deref() {
+            None => 0,
+            Some(name) => match self.merchants.get(name) {
+                Some(&i) => i,
+                None => {
+                    let i = self.names.len();
+                    self.names.push(Some(name.to_owned()));
+                    self.merchants.insert(name.to_owned(), i);
+                    i
+                }
+            },
+        };
+        let slot = m * OUTCOMES + outcome_code(item.outcome) as usize;
+        if self.groups.len() <= slot {
+            self.groups.resize_with((m + 1) * OUTCOMES, || None);
+        }
+        let group = self.groups[slot].get_or_insert_with(Group::default);
+        let chunk = &mut group.open;
+        encode_item(&mut chunk.data, item);
+        chunk.items += 1;
+        chunk.amount_fen = chunk.amount_fen.saturating_add(item.platform_amount_fen.or(item.clearing_amount_fen).unwrap_or(0));
+        if chunk.items as usize >= ITEMS_PER_CHUNK_MAX {
+            let full = std::mem::take(&mut group.open);
+            group.done.push(full);
+        }
+    }
+
+    /// The chunks in id order: merchants by id (merchant-less items last), then outcome.
+    pub(crate) fn finish(self) -> Vec<SealedChunk> {
+        let ChunkBuilder { groups, names, .. } = self;
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by(|&a, &b| match (&names[a], &names[b]) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        let mut groups = groups;
+        let mut out = Vec::new();
+        let mut next_id = 1i64;
+        for m in order {
+            for o in 0..OUTCOMES {
+                let Some(group) = groups.get_mut(m * OUTCOMES + o).and_then(Option::take) else { continue };
+                let Group { mut done, open } = group;
+                if open.items > 0 {
+                    done.push(open);
+                }
+                for chunk in done {
+                    out.push(SealedChunk {
+                        first_id: next_id,
+                        merchant_id: names[m].clone(),
+                        outcome: o as i64,
+                        items: chunk.items,
+                        amount_fen: chunk.amount_fen,
+                        data: chunk.data,
+                    });
+                    next_id += chunk.items;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `outcome` columns: the position in [`Outcome::ALL`].
+pub(crate) fn outcome_code(o: Outcome) -> i64 {
+    Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0) as i64
+}
+
+// Presence bits of an encoded item (first byte, then second byte).
+const PASS: u16 = 1;
+const SEQ: u16 = 1 << 1;
+const PLATFORM_AMOUNT: u16 = 1 << 2;
+const CLEARING_AMOUNT: u16 = 1 << 3;
+const FEE: u16 = 1 << 4;
+const FILE: u16 = 1 << 5;
+const LINE: u16 = 1 << 6;
+const TIME: u16 = 1 << 7;
+const TERMINAL: u16 = 1 << 8;
+const BATCH: u16 = 1 << 9;
+const STAN: u16 = 1 << 10;
+const RRN: u16 = 1 << 11;
+const EXTERNAL_REF: u16 = 1 << 12;
+
+/// `[presence: u16 LE][channel | pass << 4]` then, for each field present in bit order, a
+/// LEB128 varint (signed fields zigzagged) or a varint length and the text's bytes.
+fn encode_item(out: &mut Vec<u8>, i: &ReconItemRow) {
+    let mut presence = 0u16;
+    let mut set = |bit: u16, present: bool| {
+        if present {
+            presence |= bit;
+        }
+    };
+    set(PASS, i.match_pass.is_some());
+    set(SEQ, i.platform_seq.is_some());
+    set(PLATFORM_AMOUNT, i.platform_amount_fen.is_some());
+    set(CLEARING_AMOUNT, i.clearing_amount_fen.is_some());
+    set(FEE, i.clearing_fee_fen.is_some());
+    set(FILE, i.clearing_file_id.is_some());
+    set(LINE, i.clearing_line.is_some());
+    set(TIME, i.txn_time.is_some());
+    set(TERMINAL, i.terminal_id.is_some());
+    set(BATCH, i.batch_no.is_some());
+    set(STAN, i.stan.is_some());
+    set(RRN, i.rrn.is_some());
+    set(EXTERNAL_REF, i.external_ref.is_some());
+    out.extend_from_slice(&presence.to_le_bytes());
+    let channel = Channel::ALL.iter().position(|c| *c == i.channel).unwrap_or(0) as u8;
+    let pass = i.match_pass.map_or(0, |p| MatchPass::ALL.iter().position(|x| *x == p).unwrap_or(0) as u8);
+    out.push(channel | (pass << 4));
+    if let Some(v) = i.platform_seq {
+        put_i64(out, v);
+    }
+    if let Some(v) = i.platform_amount_fen {
+        put_i64(out, v);
+    }
+    if let Some(v) = i.clearing_amount_fen {
+        put_i64(out, v);
+    }
+    if let Some(v) = i.clearing_fee_fen {
+        put_i64(out, v);
+    }
+    if let Some(v) = i.clearing_file_id {
+        put_i64(out, v);
+    }
+    if let Some(v) = i.clearing_line {
+        put_u64(out, v);
+    }
+    if let Some(t) = i.txn_time {
+        put_i64(out, t.timestamp_micros());
+    }
+    if let Some(t) = &i.terminal_id {
+        put_text(out, t);
+    }
+    if let Some(v) = i.batch_no {
+        put_u64(out, u64::from(v));
+    }
+    if let Some(v) = i.stan {
+        put_u64(out, u64::from(v));
+    }
+    if let Some(v) = &i.rrn {
+        put_text(out, v);
+    }
+    if let Some(v) = &i.external_ref {
+        put_text(out, v);
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put_u64(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Reads the items of one chunk back, as stored: the fields the platform record holds itself
+/// are still to be filled in by the caller.
+pub(crate) struct ChunkReader<'a> {
+    data: &'a [u8],
+    at: usize,
+    next_id: i64,
+    merchant_id: Option<&'a str>,
+    outcome: Outcome,
+}
+
+fn bad() -> StoreError {
+    StoreError::Corrupt { column: "recon_item_chunks.data", value: "malformed item".into() }
+}
+
+impl<'a> ChunkReader<'a> {
+    pub(crate) fn new(data: &'a [u8], first_id: i64, merchant_id: Option<&'a str>, outcome: i64) -> Result<ChunkReader<'a>, StoreError> {
+        let outcome = usize::try_from(outcome)
+            .ok()
+            .and_then(|i| Outcome::ALL.get(i).copied())
+            .ok_or_else(|| StoreError::Corrupt { column: "recon_item_chunks.outcome", value: outcome.to_string() })?;
+        Ok(ChunkReader { data, at: 0, next_id: first_id, merchant_id, outcome })
+    }
+
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        let b = *self.data.get(self.at).ok_or_else(bad)?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad())
+    }
+
+    fn i64(&mut self) -> Result<i64, StoreError> {
+        let v = self.u64()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        u32::try_from(self.u64()?).map_err(|_| bad())
+    }
+
+    fn text(&mut self) -> Result<String, StoreError> {
+        let n = usize::try_from(self.u64()?).map_err(|_| bad())?;
+        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(bad)?;
+        let s = std::str::from_utf8(&self.data[self.at..end]).map_err(|_| bad())?.to_owned();
+        self.at = end;
+        Ok(s)
+    }
+
+    /// The next item, or `None` at the end of the chunk.
+    pub(crate) fn next_item(&mut self) -> Result<Option<ReconItemRow>, StoreError> {
+        if self.at >= self.data.len() {
+            return Ok(None);
+        }
+        let presence = u16::from_le_bytes([self.byte()?, self.byte()?]);
+        let has = |bit: u16| presence & bit != 0;
+        let codes = self.byte()?;
+        let channel = *Channel::ALL.get(usize::from(codes & 0x0f)).ok_or_else(bad)?;
+        let match_pass =
+            if has(PASS) { Some(*MatchPass::ALL.get(usize::from(codes >> 4)).ok_or_else(bad)?) } else { None };
+        let platform_seq = if has(SEQ) { Some(self.i64()?) } else { None };
+        let platform_amount_fen = if has(PLATFORM_AMOUNT) { Some(self.i64()?) } else { None };
+        let clearing_amount_fen = if has(CLEARING_AMOUNT) { Some(self.i64()?) } else { None };
+        let clearing_fee_fen = if has(FEE) { Some(self.i64()?) } else { None };
+        let clearing_file_id = if has(FILE) { Some(self.i64()?) } else { None };
+        let clearing_line = if has(LINE) { Some(self.u64()?) } else { None };
+        let txn_time = if has(TIME) { Some(super::from_us(self.i64()?)) } else { None };
+        let terminal_id = if has(TERMINAL) { Some(self.text()?) } else { None };
+        let batch_no = if has(BATCH) { Some(self.u32()?) } else { None };
+        let stan = if has(STAN) { Some(self.u32()?) } else { None };
+        let rrn = if has(RRN) { Some(self.text()?) } else { None };
+        let external_ref = if has(EXTERNAL_REF) { Some(self.text()?) } else { None };
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(Some(ReconItemRow {
+            id,
+            outcome: self.outcome,
+            match_pass,
+            merchant_id: self.merchant_id.map(str::to_owned),
+            terminal_id,
+            batch_no,
+            stan,
+            rrn,
+            external_ref,
+            channel,
+            txn_time,
+            platform_seq,
+            platform_id: None,
+            platform_amount_fen,
+            clearing_amount_fen,
+            clearing_fee_fen,
+            clearing_file_id,
+            clearing_file_name: None,
+            clearing_line,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(merchant: Option<&str>, outcome: Outcome, n: i64) -> ReconItemRow {
+        ReconItemRow {
+            id: 0,
+            outcome,
+            match_pass: (n % 3 == 0).then_some(MatchPass::Fuzzy),
+            merchant_id: merchant.map(str::to_owned),
+            terminal_id: (n % 2 == 0).then(|| format!("T{n:07}")),
+            batch_no: Some(n as u32 % 1000),
+            stan: (n % 5 != 0).then_some(n as u32 % 999_999),
+            rrn: (n % 7 == 0).then(|| format!("{n:012}")),
+            external_ref: (n % 11 == 0).then(|| format!("wx,\"{n}\"")),
+            channel: Channel::ALL[n as usize % Channel::ALL.len()],
+            txn_time: (n % 4 == 0).then(|| super::super::from_us(1_764_000_000_000_000 + n)),
+            platform_seq: (n % 3 != 1).then_some(n * 1_000_003),
+            platform_id: None,
+            platform_amount_fen: (n % 3 != 1).then_some(n * 37 - 500),
+            clearing_amount_fen: (n % 3 != 2).then_some(n * 41),
+            clearing_fee_fen: (n % 3 != 2).then_some(-n),
+            clearing_file_id: (n % 3 != 2).then_some(n % 4 + 1),
+            clearing_file_name: None,
+            clearing_line: (n % 3 != 2).then_some(n as u64 + 2),
+        }
+    }
+
+    /// Every field comes back as it went in; ids run through the groups in (merchant,
+    /// outcome) order, merchant-less items last, in arrival order within a group.
+    #[test]
+    fn items_round_trip_through_chunks_in_group_order() {
+        let mut b = ChunkBuilder::new();
+        let mut given = Vec::new();
+        for n in 0..(ITEMS_PER_CHUNK_MAX as i64 * 2 + 10) {
+            let merchant = [Some("M2"), Some("M1"), None][n as usize % 3];
+            let outcome = [Outcome::Matched, Outcome::MissingInClearing][(n / 3) as usize % 2];
+            let i = item(merchant, outcome, n);
+            b.push(&i);
+            given.push(i);
+        }
+        let chunks = b.finish();
+        let mut expected = given.clone();
+        expected.sort_by_key(|i| (i.merchant_id.is_none(), i.merchant_id.clone(), outcome_code(i.outcome)));
+        let mut got = Vec::new();
+        for c in &chunks {
+            assert!(c.items as usize <= ITEMS_PER_CHUNK_MAX);
+            let mut r = ChunkReader::new(&c.data, c.first_id, c.merchant_id.as_deref(), c.outcome).unwrap();
+            let mut amount = 0;
+            while let Some(i) = r.next_item().unwrap() {
+                amount += i.platform_amount_fen.or(i.clearing_amount_fen).unwrap_or(0);
+                got.push(i);
+            }
+            assert_eq!(amount, c.amount_fen);
+        }
+        assert_eq!(got.iter().map(|i| i.id).collect::<Vec<_>>(), (1..=given.len() as i64).collect::<Vec<_>>());
+        for (g, e) in got.iter_mut().zip(&expected) {
+            g.id = 0;
+            assert_eq!(g, e);
+        }
+        assert_eq!(got.len(), expected.len());
+    }
+
+    #[test]
+    fn a_truncated_chunk_is_an_error_not_a_panic() {
+        let mut b = ChunkBuilder::new();
+        b.push(&item(Some("M1"), Outcome::Matched, 14));
+        let c = b.finish().remove(0);
+        for cut in 0..c.data.len() {
+            let mut r = ChunkReader::new(&c.data[..cut], 1, None, 0).unwrap();
+            let mut n = 0;
+            loop {
+                match r.next_item() {
+                    Ok(Some(_)) => n += 1,
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+            }
+            assert!(n == 0, "a cut item must not decode (cut at {cut})");
+        }
+    }
+}
