@@ -15,10 +15,10 @@ use domain::{
     TerminalId, TxnKind, TxnStatus,
 };
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
 
 use super::admin::{insert_merchant, insert_terminal, load_merchant};
-use super::chain::{RecordRef, RecordRow, GENESIS};
+use super::chain::{ChainHead, RecordRef, RecordRow, GENESIS};
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 use crate::model::*;
@@ -33,6 +33,14 @@ const BULK_CHUNK_LINES: usize = 32_768;
 const BULK_CHUNKS_IN_FLIGHT: usize = 2;
 /// Bad lines listed when the caller does not say.
 const BULK_ERRORS_MAX_DEFAULT: usize = 1_000;
+/// A bulk import builds the deferred indexes at its end instead of inserting into them row by
+/// row when it is at least a full chunk long and the store holds at most this many records
+/// (rebuilding means sorting every record, old and new, once).
+const BULK_DEFER_INDEXES_EXISTING_MAX: i64 = BULK_CHUNK_LINES as i64;
+/// The indexes of `txn_records` that no write reads: lists and exports walk them, ingest never
+/// does (it looks up the unique keys, RRN and original indexes), so a bulk import may drop them
+/// and build them again, sorted, at its end, inside the same transaction.
+const BULK_DEFERRED_INDEXES: [&str; 2] = ["txn_records_by_merchant_time", "txn_records_by_time"];
 /// How deep status derivation follows events of events (purchase → void → reversal of void).
 const DERIVE_DEPTH_MAX: u32 = 6;
 
@@ -430,7 +438,9 @@ fn resolve_original(
 
 /// Stores one record (or recognises it as a duplicate) inside the writer's transaction.
 fn store_one(
-    ctx: &mut WriterCtx,
+    conn: &Connection,
+    head: &mut ChainHead,
+    hot: &mut HotStatements<'_>,
     t: &NewTxn,
     opts: IngestOptions,
     cache: &mut IngestCache,
@@ -441,11 +451,11 @@ fn store_one(
     let clock = match cache.clocks.get(mid) {
         Some(c) => *c,
         None => {
-            let clock = match load_merchant(&ctx.conn, mid)? {
+            let clock = match load_merchant(conn, mid)? {
                 Some(m) => m.clock,
                 None if opts.create_missing => {
                     let m = NewMerchant::with_defaults(t.merchant_id.clone());
-                    insert_merchant(&ctx.conn, &m, "ingest", now_us())?;
+                    insert_merchant(conn, &m, "ingest", now_us())?;
                     cache.merchants_created += 1;
                     m.clock
                 }
@@ -461,8 +471,7 @@ fn store_one(
             .get(mid)
             .is_some_and(|ts| ts.contains(term.as_str()))
         {
-            let exists: Option<i64> = ctx
-                .conn
+            let exists: Option<i64> = conn
                 .prepare_cached(
                     "SELECT 1 FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2",
                 )?
@@ -476,7 +485,7 @@ fn store_one(
                     }));
                 }
                 insert_terminal(
-                    &ctx.conn,
+                    conn,
                     &NewTerminal {
                         id: term.clone(),
                         merchant_id: t.merchant_id.clone(),
@@ -497,12 +506,12 @@ fn store_one(
     let settlement_date = date_to_int(clock.settlement_date(t.txn_time, t.channel));
     let (mut token_buf, mut token_long) = ([0u8; TOKEN_BYTES_INLINE], Vec::new());
     let card_token = token_bytes(t, &mut token_buf, &mut token_long);
-    let original_seq = match resolve_original(&ctx.conn, t)? {
+    let original_seq = match resolve_original(conn, t)? {
         Ok(o) => o,
         Err(reason) => {
             // A duplicate of a stored object is still a duplicate even if its original
             // cannot be named now; check that before refusing.
-            if let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? {
+            if let Some(existing) = find_by_key(conn, t, t.reversal)? {
                 let new = record_ref(t, card_token, 0, 0, settlement_date, None);
                 if same_object(&existing, &new) {
                     return Ok(Ok(Stored::Duplicate {
@@ -515,19 +524,11 @@ fn store_one(
         }
     };
 
-    let seq = ctx.head.seq + 1;
-    let received_us = now_us().max(ctx.head.last_received_us);
+    let seq = head.seq + 1;
+    let received_us = now_us().max(head.last_received_us);
     let row = record_ref(t, card_token, seq, received_us, settlement_date, original_seq);
-    let hash = row.seal(&ctx.head.hash, scratch);
-    let inserted = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO txn_records (seq, received_at_us, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, kind,
-                channel, card_bin, card_last4, card_masked, card_token, amount_fen, currency, response_code, txn_time_us,
-                settlement_date, original_seq, reversal, source, external_ref, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
-        )?
-        .execute(rusqlite::params![
+    let hash = row.seal(&head.hash, scratch);
+    let inserted = hot.insert_record.execute(rusqlite::params![
             row.seq,
             row.received_at_us,
             row.merchant_id,
@@ -556,7 +557,7 @@ fn store_one(
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            let Some(existing) = find_by_key(&ctx.conn, t, t.reversal)? else {
+            let Some(existing) = find_by_key(conn, t, t.reversal)? else {
                 return Err(e.into());
             };
             return Ok(if same_object(&existing, &row) {
@@ -576,27 +577,26 @@ fn store_one(
         }
         Err(e) => return Err(e.into()),
     }
-    ctx.head.seq = seq;
-    ctx.head.hash = hash;
-    ctx.head.last_received_us = received_us;
+    head.seq = seq;
+    head.hash = hash;
+    head.last_received_us = received_us;
     if t.reversal && original_seq.is_none() {
-        ctx.head.orphan_reversals = true;
+        head.orphan_reversals = true;
     }
 
     // Projection: the new record, then every record up its chain of originals.
-    let own = if t.reversal || !ctx.head.orphan_reversals {
+    let own = if t.reversal || !head.orphan_reversals {
         project_status(t.kind, t.response_code.is_approved(), t.amount, &[])
     } else {
-        derive_status(&ctx.conn, seq, 0)?
+        derive_status(conn, seq, 0)?
     };
-    put_status(&ctx.conn, seq, own)?;
+    hot.put_status.execute((seq, own.as_str()))?;
     let mut next = original_seq;
     let mut hops = 0;
     while let Some(o) = next {
-        let st = derive_status(&ctx.conn, o, 0)?;
-        put_status(&ctx.conn, o, st)?;
-        next = ctx
-            .conn
+        let st = derive_status(conn, o, 0)?;
+        put_status(conn, o, st)?;
+        next = conn
             .prepare_cached("SELECT original_seq FROM txn_records WHERE seq = ?1")?
             .query_row([o], |r| r.get(0))?;
         hops += 1;
@@ -607,9 +607,31 @@ fn store_one(
     Ok(Ok(Stored::Inserted { seq, received_us }))
 }
 
+const SQL_INSERT_RECORD: &str = "INSERT INTO txn_records (seq, received_at_us, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, kind,
+                channel, card_bin, card_last4, card_masked, card_token, amount_fen, currency, response_code, txn_time_us,
+                settlement_date, original_seq, reversal, source, external_ref, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+const SQL_PUT_STATUS: &str =
+    "INSERT INTO txn_status (seq, status) VALUES (?1, ?2) ON CONFLICT (seq) DO UPDATE SET status = excluded.status";
+
+/// The statements every stored record runs, looked up in the connection's statement cache once
+/// per job (a bulk import stores a million rows through them) instead of once per row.
+pub(crate) struct HotStatements<'c> {
+    insert_record: CachedStatement<'c>,
+    put_status: CachedStatement<'c>,
+}
+
+impl<'c> HotStatements<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Result<HotStatements<'c>, StoreError> {
+        Ok(HotStatements {
+            insert_record: conn.prepare_cached(SQL_INSERT_RECORD)?,
+            put_status: conn.prepare_cached(SQL_PUT_STATUS)?,
+        })
+    }
+}
+
 fn put_status(conn: &Connection, seq: i64, status: TxnStatus) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO txn_status (seq, status) VALUES (?1, ?2) ON CONFLICT (seq) DO UPDATE SET status = excluded.status")?
-        .execute((seq, status.as_str()))?;
+    conn.prepare_cached(SQL_PUT_STATUS)?.execute((seq, status.as_str()))?;
     Ok(())
 }
 
@@ -1110,6 +1132,45 @@ fn in_merchant_order(chunk: Vec<(u64, NewTxn)>) -> Vec<(u64, NewTxn)> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// Indexes a bulk import dropped in its transaction, with the statements that build them again.
+struct DeferredIndexes {
+    create: Vec<String>,
+}
+
+impl DeferredIndexes {
+    /// Drops the deferred indexes when the store is small enough that building them again, sorted,
+    /// costs less than inserting this import into them row by row.
+    fn drop_if_small(conn: &Connection) -> Result<Option<DeferredIndexes>, StoreError> {
+        // Records are append-only, so the newest sequence number counts them.
+        let existing: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM txn_records", [], |r| r.get(0))?;
+        if existing > BULK_DEFER_INDEXES_EXISTING_MAX {
+            return Ok(None);
+        }
+        let mut create = Vec::with_capacity(BULK_DEFERRED_INDEXES.len());
+        for name in BULK_DEFERRED_INDEXES {
+            let sql: Option<String> = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(sql) = sql else { continue };
+            conn.execute_batch(&format!("DROP INDEX {name}"))?;
+            create.push(sql);
+        }
+        Ok(Some(DeferredIndexes { create }))
+    }
+
+    /// Builds the dropped indexes again (same transaction: the import stays all or nothing).
+    fn rebuild(self, conn: &Connection) -> Result<(), StoreError> {
+        for sql in &self.create {
+            conn.execute_batch(sql)?;
+        }
+        Ok(())
+    }
+}
+
 enum BulkMsg {
     Chunk(Vec<(u64, NewTxn)>),
     /// The input is exhausted; `rejected` when some line failed validation, so the writer must
@@ -1142,8 +1203,10 @@ pub(crate) fn ingest_in(
     let mut scratch = Vec::with_capacity(512);
     let mut results = Vec::with_capacity(batch.len());
     let mut errors = Vec::new();
+    let WriterCtx { conn, head } = ctx;
+    let mut hot = HotStatements::new(conn)?;
     for (index, t) in batch.iter().enumerate() {
-        match store_one(ctx, t, opts, &mut cache, &mut scratch)? {
+        match store_one(conn, head, &mut hot, t, opts, &mut cache, &mut scratch)? {
             Ok(s) => {
                 let duplicate = matches!(s, Stored::Duplicate { .. });
                 results.push(IngestResult {
@@ -1201,12 +1264,26 @@ impl TxnRepo for SqliteStore {
                 let mut report = BulkReport::default();
                 let mut errors = Vec::new();
                 let mut errors_total = 0usize;
+                let mut deferred: Option<DeferredIndexes> = None;
+                let WriterCtx { conn, head } = ctx;
+                let conn: &Connection = conn;
+                // Prepared after the first chunk decided whether to drop the deferred indexes.
+                let mut hot: Option<HotStatements<'_>> = None;
                 let rejected = loop {
                     match rx.recv() {
                         Ok(BulkMsg::Chunk(items)) => {
+                            let hot = match &mut hot {
+                                Some(h) => h,
+                                None => {
+                                    if items.len() >= BULK_CHUNK_LINES {
+                                        deferred = DeferredIndexes::drop_if_small(conn)?;
+                                    }
+                                    hot.insert(HotStatements::new(conn)?)
+                                }
+                            };
                             for (line_no, t) in &items {
                                 let line_no = *line_no;
-                                match store_one(ctx, t, ingest_opts, &mut cache, &mut scratch)? {
+                                match store_one(conn, head, hot, t, ingest_opts, &mut cache, &mut scratch)? {
                                     Ok(Stored::Inserted { .. }) => report.inserted += 1,
                                     Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
                                     Err(reason) => {
@@ -1243,6 +1320,9 @@ impl TxnRepo for SqliteStore {
                 report.merchants_created = cache.merchants_created;
                 report.terminals_created = cache.terminals_created;
                 if errors.is_empty() && !rejected {
+                    if let Some(d) = deferred {
+                        d.rebuild(conn)?;
+                    }
                     Ok((report, errors))
                 } else {
                     // Returning an error rolls the whole import back.

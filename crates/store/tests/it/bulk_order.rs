@@ -177,3 +177,51 @@ fn bulk_import_errors_found_while_storing_are_the_lowest_line_numbers() {
     assert_eq!(errors.iter().map(|e| e.line_no).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!(f.store.head_seq().unwrap(), 0);
 }
+
+/// The list indexes of `txn_records` with the SQL that defines them.
+fn list_indexes(store: &SqliteStore) -> Vec<(String, String)> {
+    let c = raw_conn(store);
+    let mut stmt = c
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'txn_records' AND name IN ('txn_records_by_merchant_time', 'txn_records_by_time') ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_large_import_into_an_empty_store_builds_the_list_indexes_at_its_end_and_a_refused_one_keeps_them() {
+    // More than one chunk, into an empty store: the list indexes are dropped for the import
+    // and built again, sorted, before its commit.
+    let f = fixture();
+    let before = list_indexes(&f.store);
+    assert_eq!(before.len(), 2);
+    let n = 33_000u64;
+    let minute = |i: u64| format!("2026-11-25T{:02}:{:02}:{:02}+08:00", 8 + i / 3600, i / 60 % 60, i % 60);
+    let obj = |i: u64| IngestObject { txn_time: Some(minute(i)), ..object(i) };
+    let mut lines = (1..=n).map(|i| BulkLine { line_no: i, object: Ok(obj(i)) });
+    let report = f
+        .store
+        .bulk_ingest(&mut lines, &key(), Source::Import, BulkOptions { create_missing: true, errors_max: 0 }, &mut |_| {})
+        .unwrap();
+    assert_eq!(report.inserted, n);
+    assert_eq!(list_indexes(&f.store), before);
+    // The rebuilt indexes hold every row (integrity_check compares each index with its table).
+    let check: String = raw_conn(&f.store).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    assert!(f.store.verify().unwrap().ok());
+    let newest = f.store.list_txns(&TxnQuery { merchant_id: Some(mid(M1)), limit: 3, ..TxnQuery::default() }).unwrap();
+    assert_eq!(newest.rows.iter().map(|r| r.stan.unwrap().get()).collect::<Vec<_>>(), vec![n as u32, n as u32 - 1, n as u32 - 2]);
+
+    // A refused large import into an empty store rolls back the drop with everything else.
+    let g = fixture();
+    let mut lines = (1..=n).map(|i| BulkLine {
+        line_no: i,
+        object: Ok(if i == n { IngestObject { terminal_id: Some("99999999".into()), ..obj(i) } } else { obj(i) }),
+    });
+    let err = g
+        .store
+        .bulk_ingest(&mut lines, &key(), Source::Import, BulkOptions { create_missing: false, errors_max: 0 }, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, BulkError::Lines { ref errors, .. } if errors.iter().map(|e| e.line_no).collect::<Vec<_>>() == vec![n]));
+    assert_eq!(g.store.head_seq().unwrap(), 0);
+    assert_eq!(list_indexes(&g.store), before);
+}
