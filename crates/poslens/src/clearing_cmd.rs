@@ -169,17 +169,16 @@ pub fn reconcile(data: &Path, a: ReconcileArgs) -> anyhow::Result<ExitCode> {
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let started = std::time::Instant::now();
     let mut line = String::with_capacity(256);
-    let outcome = api::recon::run_reconciliation(&store, date, merchant.as_ref(), "cli", a.dry_run, &mut |item| {
-        match items_out.as_mut() {
-            Some(w) => {
-                line.clear();
-                api::recon::push_item_csv_line(&mut line, item, true);
-                w.write_all(line.as_bytes())
-            }
-            None => Ok(()),
-        }
-    })
-    .context("reconciliation failed")?;
+    let mut write_item = |item: &store::ReconItemRef<'_>| {
+        let Some(w) = items_out.as_mut() else { return Ok(()) };
+        line.clear();
+        api::recon::push_item_csv_line(&mut line, item, true);
+        w.write_all(line.as_bytes())
+    };
+    let on_item: Option<&mut dyn FnMut(&store::ReconItemRef<'_>) -> std::io::Result<()>> =
+        if a.items.is_some() { Some(&mut write_item) } else { None };
+    let outcome = api::recon::run_reconciliation(&store, date, merchant.as_ref(), "cli", a.dry_run, on_item)
+        .context("reconciliation failed")?;
     spinner.finish_and_clear();
     if let Some(mut w) = items_out {
         w.flush().context("writing the items file")?;

@@ -171,6 +171,32 @@ impl ReconInputData {
         let i = self.platform.binary_search_by_key(&id, |p| p.id).ok()?;
         Some(crate::sqlite::ids::encode(*self.received_ms.get(i)?, id.0))
     }
+
+    /// [`ReconInputData::txn_id`] of a record of `self.platform` (as the engine's items hold
+    /// them), written into `buf`: no search, no allocation (a run shows a million).
+    pub fn txn_id_of<'b>(&self, record: &PlatformRecord, buf: &'b mut TxnIdBuf) -> Option<&'b str> {
+        if record.id.0 < 0 {
+            return None;
+        }
+        // The record's position from its address: it is an element of `platform` or not ours.
+        let base = self.platform.as_ptr() as usize;
+        let at = (record as *const PlatformRecord as usize).checked_sub(base)? / std::mem::size_of::<PlatformRecord>().max(1);
+        let i = match self.platform.get(at) {
+            Some(p) if std::ptr::eq(p, record) => at,
+            _ => self.platform.binary_search_by_key(&record.id, |p| p.id).ok()?,
+        };
+        crate::sqlite::ids::encode_into(*self.received_ms.get(i)?, record.id.0, &mut buf.0);
+        std::str::from_utf8(&buf.0).ok()
+    }
+}
+
+/// Room for one opaque transaction id.
+pub struct TxnIdBuf([u8; crate::sqlite::ids::ID_LEN]);
+
+impl Default for TxnIdBuf {
+    fn default() -> Self {
+        TxnIdBuf([0; crate::sqlite::ids::ID_LEN])
+    }
 }
 
 /// A run about to be recorded.
@@ -212,62 +238,140 @@ pub struct ReconItemRow {
     pub clearing_line: Option<u64>,
 }
 
-impl ReconItemRow {
-    /// The owned form of an engine item; `input` names the platform record.
-    pub fn from_item(item: &recon::Item<'_>, input: &ReconInputData) -> ReconItemRow {
+/// One item borrowed from an engine report (or from a [`ReconItemRow`]): what a run records and
+/// what `--items` writes, without copying a string per field (a run has a million items).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconItemRef<'a> {
+    pub outcome: Outcome,
+    pub match_pass: Option<MatchPass>,
+    pub merchant_id: Option<&'a str>,
+    pub terminal_id: Option<&'a str>,
+    pub batch_no: Option<u32>,
+    pub stan: Option<u32>,
+    pub rrn: Option<&'a str>,
+    pub external_ref: Option<&'a str>,
+    pub channel: Channel,
+    pub txn_time: Option<DateTime<Utc>>,
+    pub platform_seq: Option<i64>,
+    pub platform_id: Option<&'a str>,
+    pub platform_amount_fen: Option<i64>,
+    pub clearing_amount_fen: Option<i64>,
+    pub clearing_fee_fen: Option<i64>,
+    pub clearing_file_id: Option<i64>,
+    pub clearing_file_name: Option<&'a str>,
+    pub clearing_line: Option<u64>,
+}
+
+impl<'a> ReconItemRef<'a> {
+    /// An engine item as shown: the platform side's identifiers where it has them, else the
+    /// clearing row's. `platform_id` is the record's opaque id ([`ReconInputData::txn_id`]).
+    pub fn shown(item: &recon::Item<'a>, input: &'a ReconInputData, platform_id: Option<&'a str>) -> ReconItemRef<'a> {
         let p = item.platform;
         let c = item.clearing;
-        ReconItemRow {
-            id: 0,
+        ReconItemRef {
             outcome: item.outcome,
             match_pass: item.match_pass,
-            merchant_id: p.map(|p| p.merchant.to_string()).or_else(|| c.and_then(|c| c.merchant.as_ref().map(|m| m.to_string()))),
-            terminal_id: p.and_then(|p| p.terminal.as_ref()).or_else(|| c.and_then(|c| c.terminal.as_ref())).map(|t| t.to_string()),
+            merchant_id: p.map(|p| p.merchant.as_str()).or_else(|| c.and_then(|c| c.merchant.as_ref().map(|m| m.as_str()))),
+            terminal_id: p.and_then(|p| p.terminal.as_ref()).or_else(|| c.and_then(|c| c.terminal.as_ref())).map(|t| t.as_str()),
             batch_no: p.and_then(|p| p.batch).or_else(|| c.and_then(|c| c.batch)).map(|b| b.get()),
             stan: p.and_then(|p| p.stan).or_else(|| c.and_then(|c| c.stan)).map(|s| s.get()),
-            rrn: p.and_then(|p| p.rrn.as_ref()).or_else(|| c.and_then(|c| c.rrn.as_ref())).map(|r| r.to_string()),
-            external_ref: p.and_then(|p| p.external_ref.clone()).or_else(|| c.and_then(|c| c.external_ref.clone())),
+            rrn: p.and_then(|p| p.rrn.as_ref()).or_else(|| c.and_then(|c| c.rrn.as_ref())).map(|r| r.as_str()),
+            external_ref: p.and_then(|p| p.external_ref.as_deref()).or_else(|| c.and_then(|c| c.external_ref.as_deref())),
             channel: p.map(|p| p.channel).or(c.map(|c| c.channel)).unwrap_or(Channel::Card),
             txn_time: p.map(|p| p.txn_time).or_else(|| c.and_then(|c| c.txn_time)),
             platform_seq: p.map(|p| p.id.0),
-            platform_id: p.and_then(|p| input.txn_id(p.id)),
+            platform_id,
             platform_amount_fen: p.map(|p| p.amount.fen()),
             clearing_amount_fen: c.map(|c| c.amount.fen()),
             clearing_fee_fen: c.map(|c| c.fee.fen()),
             clearing_file_id: c.map(|c| c.file.0),
-            clearing_file_name: c.and_then(|c| input.file_names.get(&c.file.0).cloned()),
+            clearing_file_name: c.and_then(|c| input.file_names.get(&c.file.0).map(String::as_str)),
             clearing_line: c.map(|c| c.line),
         }
+    }
+
+    /// An engine item as recorded: the fields the platform record holds itself (terminal,
+    /// batch, STAN, RRN, channel order number, time, opaque id) are left out, since the store
+    /// reads them back from the (append-only) record; what came from the clearing row because
+    /// the record had none stays. A run of a million items writes a third fewer bytes.
+    pub fn recorded(item: &recon::Item<'a>, input: &'a ReconInputData) -> ReconItemRef<'a> {
+        let mut r = ReconItemRef::shown(item, input, None);
+        // A batch-upload item (negative id) has no record to read the fields back from.
+        if let Some(p) = item.platform.filter(|p| p.id.0 > 0) {
+            if p.terminal.is_some() {
+                r.terminal_id = None;
+            }
+            if p.batch.is_some() {
+                r.batch_no = None;
+            }
+            if p.stan.is_some() {
+                r.stan = None;
+            }
+            if p.rrn.is_some() {
+                r.rrn = None;
+            }
+            if p.external_ref.is_some() {
+                r.external_ref = None;
+            }
+            r.txn_time = None;
+        }
+        r
     }
 }
 
 impl ReconItemRow {
-    /// The row as recorded: the fields `platform` holds itself (terminal, batch, STAN, RRN,
-    /// channel order number, time) are left out, since the store reads them back from the
-    /// (append-only) record; what came from the clearing row because the record had none stays.
-    /// A run of a million items writes a third fewer bytes.
-    pub fn without_platform_copies(mut self, platform: Option<&PlatformRecord>) -> ReconItemRow {
-        // A batch-upload item (negative id) has no record to read the fields back from.
-        if let Some(p) = platform.filter(|p| p.id.0 > 0) {
-            if p.terminal.is_some() {
-                self.terminal_id = None;
-            }
-            if p.batch.is_some() {
-                self.batch_no = None;
-            }
-            if p.stan.is_some() {
-                self.stan = None;
-            }
-            if p.rrn.is_some() {
-                self.rrn = None;
-            }
-            if p.external_ref.is_some() {
-                self.external_ref = None;
-            }
-            self.txn_time = None;
-            self.platform_id = None;
+    /// The owned form of an engine item; `input` names the platform record.
+    pub fn from_item(item: &recon::Item<'_>, input: &ReconInputData) -> ReconItemRow {
+        let id = item.platform.and_then(|p| input.txn_id(p.id));
+        ReconItemRow::from_ref(0, &ReconItemRef::shown(item, input, id.as_deref()))
+    }
+
+    pub fn from_ref(id: i64, r: &ReconItemRef<'_>) -> ReconItemRow {
+        ReconItemRow {
+            id,
+            outcome: r.outcome,
+            match_pass: r.match_pass,
+            merchant_id: r.merchant_id.map(str::to_owned),
+            terminal_id: r.terminal_id.map(str::to_owned),
+            batch_no: r.batch_no,
+            stan: r.stan,
+            rrn: r.rrn.map(str::to_owned),
+            external_ref: r.external_ref.map(str::to_owned),
+            channel: r.channel,
+            txn_time: r.txn_time,
+            platform_seq: r.platform_seq,
+            platform_id: r.platform_id.map(str::to_owned),
+            platform_amount_fen: r.platform_amount_fen,
+            clearing_amount_fen: r.clearing_amount_fen,
+            clearing_fee_fen: r.clearing_fee_fen,
+            clearing_file_id: r.clearing_file_id,
+            clearing_file_name: r.clearing_file_name.map(str::to_owned),
+            clearing_line: r.clearing_line,
         }
-        self
+    }
+
+    /// The borrowed view (id aside).
+    pub fn as_ref(&self) -> ReconItemRef<'_> {
+        ReconItemRef {
+            outcome: self.outcome,
+            match_pass: self.match_pass,
+            merchant_id: self.merchant_id.as_deref(),
+            terminal_id: self.terminal_id.as_deref(),
+            batch_no: self.batch_no,
+            stan: self.stan,
+            rrn: self.rrn.as_deref(),
+            external_ref: self.external_ref.as_deref(),
+            channel: self.channel,
+            txn_time: self.txn_time,
+            platform_seq: self.platform_seq,
+            platform_id: self.platform_id.as_deref(),
+            platform_amount_fen: self.platform_amount_fen,
+            clearing_amount_fen: self.clearing_amount_fen,
+            clearing_fee_fen: self.clearing_fee_fen,
+            clearing_file_id: self.clearing_file_id,
+            clearing_file_name: self.clearing_file_name.as_deref(),
+            clearing_line: self.clearing_line,
+        }
     }
 }
 
@@ -318,10 +422,11 @@ pub trait ReconRepo {
     /// Records a run and its items in one commit, superseding the live run for the same date
     /// and merchant filter. Returns the run's id. Item ids are numbered within the run in
     /// (merchant, outcome, given order) order, so lists and exports come in that order.
-    fn save_recon_run(
+    /// `items` are kept as given ([`ReconItemRef::recorded`] leaves out what the record holds).
+    fn save_recon_run<'a>(
         &self,
         run: &NewReconRun,
-        items: &mut dyn Iterator<Item = ReconItemRow>,
+        items: &mut dyn Iterator<Item = ReconItemRef<'a>>,
     ) -> Result<i64, StoreError>;
     fn get_recon_run(&self, id: i64) -> Result<Option<ReconRun>, StoreError>;
     /// Newest first, optionally of one date.

@@ -6,13 +6,18 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub(crate) const ID_LEN: usize = 26;
 
 pub(crate) fn encode(received_ms: i64, seq: i64) -> String {
-    let v: u128 = ((received_ms as u128 & 0xFFFF_FFFF_FFFF) << 80) | (seq as u128 & ((1u128 << 80) - 1));
     let mut out = [0u8; ID_LEN];
+    encode_into(received_ms, seq, &mut out);
+    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
+}
+
+/// [`encode`] into a buffer (ASCII).
+pub(crate) fn encode_into(received_ms: i64, seq: i64, out: &mut [u8; ID_LEN]) {
+    let v: u128 = ((received_ms as u128 & 0xFFFF_FFFF_FFFF) << 80) | (seq as u128 & ((1u128 << 80) - 1));
     for (i, slot) in out.iter_mut().enumerate() {
         let shift = 5 * (ID_LEN - 1 - i);
         *slot = ALPHABET[((v >> shift) & 31) as usize];
     }
-    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
 }
 
 /// `(received_ms, seq)`, or `None` for anything that is not a well-formed id.

@@ -17,7 +17,7 @@ use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::StoreError;
 use crate::model::Scope;
 use crate::repo_recon::{
-    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRow, ReconRepo, ReconRun, RECON_ITEMS_PAGE_MAX,
+    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRef, ReconItemRow, ReconRepo, ReconRun, RECON_ITEMS_PAGE_MAX,
 };
 
 fn corrupt(column: &'static str, value: impl std::fmt::Display) -> StoreError {
@@ -387,7 +387,7 @@ const ITEM_FROM: &str = "recon_items i LEFT JOIN txn_records r ON r.seq = i.plat
      LEFT JOIN clearing_files f ON f.id = i.clearing_file_id";
 
 /// A field the platform record holds is read from the record (the item stores it only when the
-/// record has none, see `ReconItemRow::without_platform_copies`).
+/// record has none, see `ReconItemRef::recorded`).
 const ITEM_COLS: &str = "i.id, i.outcome, i.match_pass, i.merchant_id, COALESCE(r.terminal_id, i.terminal_id), \
      COALESCE(r.batch_no, i.batch_no), COALESCE(r.stan, i.stan), COALESCE(r.rrn, i.rrn), COALESCE(r.external_ref, i.external_ref), \
      i.channel, COALESCE(r.txn_time_us, i.txn_time_us), i.platform_seq, r.received_at_us, i.platform_amount_fen, i.clearing_amount_fen, \
@@ -526,7 +526,7 @@ impl ReconRepo for SqliteStore {
         }
     }
 
-    fn save_recon_run(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRow>) -> Result<i64, StoreError> {
+    fn save_recon_run<'a>(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRef<'a>>) -> Result<i64, StoreError> {
         // The items are encoded here, on the caller's thread, as they come (a few dozen bytes
         // each, no owned row kept); the writer then stores about a thousand chunks per million
         // items.

@@ -18,7 +18,7 @@ use domain::Channel;
 use recon::{MatchPass, Outcome};
 
 use crate::error::StoreError;
-use crate::repo_recon::ReconItemRow;
+use crate::repo_recon::{ReconItemRef, ReconItemRow};
 
 /// Items per chunk at most: a page decodes at most two chunks of this size.
 pub(crate) const ITEMS_PER_CHUNK_MAX: usize = 1024;
@@ -65,8 +65,8 @@ impl ChunkBuilder {
         ChunkBuilder { merchants: HashMap::new(), groups: Vec::new(), names: vec![None] }
     }
 
-    pub(crate) fn push(&mut self, item: &ReconItemRow) {
-        let m = match item.merchant_id.as_deref() {
+    pub(crate) fn push(&mut self, item: &ReconItemRef<'_>) {
+        let m = match item.merchant_id {
             None => 0,
             Some(name) => match self.merchants.get(name) {
                 Some(&i) => i,
@@ -152,7 +152,7 @@ const EXTERNAL_REF: u16 = 1 << 12;
 
 /// `[presence: u16 LE][channel | pass << 4]` then, for each field present in bit order, a
 /// LEB128 varint (signed fields zigzagged) or a varint length and the text's bytes.
-fn encode_item(out: &mut Vec<u8>, i: &ReconItemRow) {
+fn encode_item(out: &mut Vec<u8>, i: &ReconItemRef<'_>) {
     let mut presence = 0u16;
     let mut set = |bit: u16, present: bool| {
         if present {
@@ -197,7 +197,7 @@ fn encode_item(out: &mut Vec<u8>, i: &ReconItemRow) {
     if let Some(t) = i.txn_time {
         put_i64(out, t.timestamp_micros());
     }
-    if let Some(t) = &i.terminal_id {
+    if let Some(t) = i.terminal_id {
         put_text(out, t);
     }
     if let Some(v) = i.batch_no {
@@ -206,10 +206,10 @@ fn encode_item(out: &mut Vec<u8>, i: &ReconItemRow) {
     if let Some(v) = i.stan {
         put_u64(out, u64::from(v));
     }
-    if let Some(v) = &i.rrn {
+    if let Some(v) = i.rrn {
         put_text(out, v);
     }
-    if let Some(v) = &i.external_ref {
+    if let Some(v) = i.external_ref {
         put_text(out, v);
     }
 }
@@ -376,7 +376,7 @@ mod tests {
             let merchant = [Some("M2"), Some("M1"), None][n as usize % 3];
             let outcome = [Outcome::Matched, Outcome::MissingInClearing][(n / 3) as usize % 2];
             let i = item(merchant, outcome, n);
-            b.push(&i);
+            b.push(&i.as_ref());
             given.push(i);
         }
         let chunks = b.finish();
@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn a_truncated_chunk_is_an_error_not_a_panic() {
         let mut b = ChunkBuilder::new();
-        b.push(&item(Some("M1"), Outcome::Matched, 14));
+        b.push(&item(Some("M1"), Outcome::Matched, 14).as_ref());
         let c = b.finish().remove(0);
         for cut in 0..c.data.len() {
             let mut r = ChunkReader::new(&c.data[..cut], 1, None, 0).unwrap();
