@@ -198,6 +198,9 @@ impl ReconcileOutcome {
     }
 }
 
+/// Where `--items` go, item by item.
+pub type ItemSink<'s> = &'s mut dyn FnMut(&ReconItemRef<'_>) -> std::io::Result<()>;
+
 /// Runs reconciliation for `date` (optionally one merchant) on what the store holds, records the
 /// run unless `dry_run`, and hands every item to `on_item` (for `--items`), in the engine's order.
 pub fn run_reconciliation(
@@ -206,7 +209,7 @@ pub fn run_reconciliation(
     merchant: Option<&MerchantId>,
     actor: &str,
     dry_run: bool,
-    on_item: Option<&mut dyn FnMut(&ReconItemRef<'_>) -> std::io::Result<()>>,
+    on_item: Option<ItemSink<'_>>,
 ) -> Result<ReconcileOutcome, anyhow_free::Error> {
     let started_at = Utc::now();
     let timing = Timing::from_env();

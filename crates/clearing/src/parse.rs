@@ -574,7 +574,7 @@ impl<'a> RowReader<'a> {
         match parse(&v) {
             Ok(x) => Some(x),
             Err(e) => {
-                self.error(&label, &v, e.to_string());
+                self.error(label, &v, e.to_string());
                 None
             }
         }
@@ -597,7 +597,7 @@ impl<'a> RowReader<'a> {
                 AmountUnit::Yuan => "must be yuan with at most 2 decimals (e.g. 128.50); never rounded",
                 AmountUnit::Fen => "must be a whole number of fen",
             };
-            self.error(&label, &v, why);
+            self.error(label, &v, why);
         }
         parsed
     }
@@ -613,7 +613,7 @@ impl<'a> RowReader<'a> {
         match NaiveDateTime::parse_from_str(&v, &format) {
             Ok(t) => Some(t),
             Err(_) => {
-                self.error(&label, &v, format!("must be a time like {format}"));
+                self.error(label, &v, format!("must be a time like {format}"));
                 None
             }
         }
@@ -630,7 +630,7 @@ impl<'a> RowReader<'a> {
         match NaiveDate::parse_from_str(&v, &format) {
             Ok(d) => Some((label, d)),
             Err(_) => {
-                self.error(&label, &v, format!("must be a date like {format}"));
+                self.error(label, &v, format!("must be a date like {format}"));
                 None
             }
         }
@@ -714,7 +714,7 @@ fn parse_row(
                 Some(pan.summary(options.card_key))
             } else {
                 let shown = redact_card(&v);
-                r.error(&label, &shown, "must be a masked card number (622202******1234) or a card number");
+                r.error(label, &shown, "must be a masked card number (622202******1234) or a card number");
                 None
             }
         }
@@ -746,7 +746,7 @@ fn parse_row(
                     Amount::from_fen((units.abs() + 500) / 1000).ok()
                 }
                 None => {
-                    r.error(&label, &v, "must be yuan with at most 5 decimals");
+                    r.error(label, &v, "must be yuan with at most 5 decimals");
                     None
                 }
             },
@@ -769,10 +769,10 @@ fn parse_row(
                 original_external_ref = external_ref.take();
                 external_ref = r.text(Field::RefundRef).map(|(_, v)| v);
                 if amount.is_none() {
-                    r.error(&label, &s, "a REFUND row needs 申请退款金额 or 退款金额");
+                    r.error(label, &s, "a REFUND row needs 申请退款金额 or 退款金额");
                 }
             }
-            Some((label, s)) => r.error(&label, &s, "交易状态 must be SUCCESS, REFUND or REVOKED"),
+            Some((label, s)) => r.error(label, &s, "交易状态 must be SUCCESS, REFUND or REVOKED"),
             None => r.error("交易状态", "", "missing"),
         }
     } else {
@@ -798,14 +798,14 @@ fn parse_row(
         }
         if let Some((label, v)) = r.text(Field::NetAmount) {
             match parse_decimal(&v.replace(',', ""), 2) {
-                None => r.error(&label, &v, "must be signed yuan with at most 2 decimals"),
+                None => r.error(label, &v, "must be signed yuan with at most 2 decimals"),
                 Some(net) => {
                     net_amount_fen = Some(net);
                     if let (Some(k), Some(a), Some(f)) = (kind, amount, fee) {
                         let gross = a.fen() - f.fen();
                         let expected = if matches!(k, TxnKind::Void | TxnKind::Refund | TxnKind::PreauthCompletionVoid) { -gross } else { gross };
                         if net != expected {
-                            r.error(&label, &v, format!("must be {} (amount - fee, signed by kind)", format_decimal(expected, 2)));
+                            r.error(label, &v, format!("must be {} (amount - fee, signed by kind)", format_decimal(expected, 2)));
                         }
                     }
                 }
@@ -818,7 +818,7 @@ fn parse_row(
             let d = SettlementDate::new(d);
             if let Some(given) = options.settlement_date {
                 if given != d {
-                    r.error(&label, &d.to_string(), format!("disagrees with --date {given}"));
+                    r.error(label, &d.to_string(), format!("disagrees with --date {given}"));
                 }
             }
             Some(d)

@@ -175,8 +175,7 @@ pub fn reconcile(data: &Path, a: ReconcileArgs) -> anyhow::Result<ExitCode> {
         api::recon::push_item_csv_line(&mut line, item, true);
         w.write_all(line.as_bytes())
     };
-    let on_item: Option<&mut dyn FnMut(&store::ReconItemRef<'_>) -> std::io::Result<()>> =
-        if a.items.is_some() { Some(&mut write_item) } else { None };
+    let on_item: Option<api::recon::ItemSink<'_>> = if a.items.is_some() { Some(&mut write_item) } else { None };
     let outcome = api::recon::run_reconciliation(&store, date, merchant.as_ref(), "cli", a.dry_run, on_item)
         .context("reconciliation failed")?;
     spinner.finish_and_clear();
