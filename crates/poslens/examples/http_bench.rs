@@ -16,6 +16,10 @@ use store::{MerchantRepo, NewUser, Scope, SqliteStore, StoreConfig, UserRepo};
 
 const PASSWORD: &str = "bench-password";
 
+/// The allocator `poslens` itself runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0

@@ -27,14 +27,22 @@ fn merchant(m: u64) -> String {
 
 /// Line `i` of `total`: time-ordered over 30 days; every 20th is declined, every 40th a WeChat
 /// payment, and about one in 25 card rows voids its terminal's previous purchase.
-fn line(i: u64, total: u64, offset: u64, out: &mut String) {
+fn line(i: u64, total: u64, offset: u64, slice: Option<u64>, out: &mut String) {
     out.clear();
     let m = i % MERCHANTS;
     let t = (i / MERCHANTS) % TERMINALS_PER_MERCHANT;
     let per_part = total / (MERCHANTS * TERMINALS_PER_MERCHANT) + 1;
     let per_terminal = i / (MERCHANTS * TERMINALS_PER_MERCHANT) + offset * per_part;
     let span_us = DAYS * 86_400_000_000;
-    let at = start() + Duration::microseconds(((i + offset * MERCHANTS * TERMINALS_PER_MERCHANT) as i64 % total as i64) * (span_us / total as i64));
+    let at = match slice {
+        // Part `offset` of `parts` covers its own consecutive days (history loaded in order).
+        Some(parts) => {
+            let part_us = span_us / parts as i64;
+            start() + Duration::microseconds(offset as i64 * part_us + i as i64 * (part_us / total as i64))
+        }
+        // Every part spans all 30 days.
+        None => start() + Duration::microseconds(((i + offset * MERCHANTS * TERMINALS_PER_MERCHANT) as i64 % total as i64) * (span_us / total as i64)),
+    };
     let time = at.to_rfc3339();
     let stan = per_terminal % 999_999 + 1;
     let batch = per_terminal / 999_999 + 1;
@@ -95,11 +103,11 @@ fn to_object(text: &str) -> Result<IngestObject, String> {
     })
 }
 
-fn write_file(path: &Path, rows: u64, offset: u64) {
+fn write_file(path: &Path, rows: u64, offset: u64, slice: Option<u64>) {
     let mut w = BufWriter::new(std::fs::File::create(path).unwrap());
     let mut buf = String::new();
     for i in 0..rows {
-        line(i, rows, offset, &mut buf);
+        line(i, rows, offset, slice, &mut buf);
         w.write_all(buf.as_bytes()).unwrap();
         w.write_all(b"\n").unwrap();
     }
@@ -159,7 +167,7 @@ fn main() {
 
     // (a) + (b): one import of `rows` lines into a fresh store.
     let jsonl = base.join("txns.jsonl");
-    write_file(&jsonl, rows, 0);
+    write_file(&jsonl, rows, 0, None);
     let dir_a = base.join("a");
     let store = SqliteStore::open(&dir_a, StoreConfig::default()).unwrap();
     let main_cpu_before_s = thread_cpu_s("store_bench");
@@ -188,13 +196,18 @@ fn main() {
     let dir_c = base.join("c");
     let store = SqliteStore::open(&dir_c, StoreConfig::default()).unwrap();
     let chunk = 1_000_000.min(large);
+    // STORE_BENCH_PARTS=consecutive: part k covers days [30k/P, 30(k+1)/P), as when history is
+    // loaded month by month; otherwise (the default) every part spans all 30 days, so rows
+    // consecutive in time come from every part (the worst case for a time-ordered export).
+    let consecutive = std::env::var("STORE_BENCH_PARTS").is_ok_and(|v| v == "consecutive");
+    let slice = consecutive.then(|| large.div_ceil(chunk));
     let mut done = 0;
     let t0 = Instant::now();
     let mut part = 0;
     while done < large {
         let n = chunk.min(large - done);
         let path = base.join(format!("part{part}.jsonl"));
-        write_file(&path, n, part);
+        write_file(&path, n, part, slice);
         let (r, secs) = import(&store, &key, &path);
         let _ = std::fs::remove_file(&path);
         done += n;

@@ -107,11 +107,12 @@ pub trait TxnRepo {
     ) -> Result<Vec<SettlementDay>, StoreError>;
     /// Streams every matching row (newest first) to `on_row`, at most `rows_max` (capped at
     /// [`EXPORT_ROWS_MAX`]), with bounded memory. An error from `on_row` stops the export.
+    /// `on_row` may run on another thread than the caller's (reading and parsing overlap).
     fn export_txns(
         &self,
         q: &TxnQuery,
         rows_max: u64,
-        on_row: &mut dyn FnMut(&TxnRow) -> std::io::Result<()>,
+        on_row: &mut (dyn FnMut(&TxnRow) -> std::io::Result<()> + Send),
     ) -> Result<ExportOutcome, StoreError>;
     /// Recomputes the hash chain and the status projection; names the first break.
     fn verify(&self) -> Result<VerifyReport, StoreError>;

@@ -392,6 +392,49 @@ fn export_streams_every_row_up_to_the_max() {
     assert_eq!((out.rows, out.truncated), (10, true));
 }
 
+#[test]
+fn export_keeps_list_order_across_its_reading_batches_and_stops_when_the_consumer_fails() {
+    // Rows are read on one thread and handed over in batches of 512: 1,300 rows cross two
+    // batch boundaries, with voids naming originals (their ids need a second lookup).
+    let f = fixture();
+    let at = |i: u32| format!("2026-11-25T{:02}:{:02}:{:02}Z", i / 3600, i / 60 % 60, i % 60);
+    for chunk in (1..=1_300u32).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| if i % 100 == 0 { follow_up(TxnKind::Void, i, i - 1, 100, &at(i)) } else { purchase(i, 100, &at(i)) })
+            .collect();
+        ingest_ok(&f.store, batch);
+    }
+    let mut listed = Vec::new();
+    let mut q = TxnQuery { limit: PAGE_LIMIT_MAX, ..TxnQuery::default() };
+    loop {
+        let page = f.store.list_txns(&q).unwrap();
+        listed.extend(page.rows);
+        if !page.has_more {
+            break;
+        }
+        q.cursor = page.next_cursor;
+    }
+    let mut exported = Vec::new();
+    let out = f.store.export_txns(&TxnQuery::default(), EXPORT_ROWS_MAX, &mut |r| {
+        exported.push(r.clone());
+        Ok(())
+    }).unwrap();
+    assert_eq!((out.rows, out.truncated), (1_300, false));
+    assert_eq!(exported.iter().map(|r| (&r.id, &r.original_id, r.status)).collect::<Vec<_>>(),
+               listed.iter().map(|r| (&r.id, &r.original_id, r.status)).collect::<Vec<_>>());
+    assert_eq!(exported.iter().filter(|r| r.original_id.is_some()).count(), 13);
+
+    // A consumer that fails (the client went away) stops the export with its error.
+    let mut seen = 0;
+    let err = f.store.export_txns(&TxnQuery::default(), EXPORT_ROWS_MAX, &mut |_| {
+        seen += 1;
+        if seen == 700 { Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone")) } else { Ok(()) }
+    }).unwrap_err();
+    assert!(err.to_string().contains("client gone"), "{err}");
+    assert_eq!(seen, 700);
+}
+
 fn raw_conn(store: &SqliteStore) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(store.path()).unwrap();
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
