@@ -13,6 +13,10 @@ use chrono::{DateTime, Duration, Utc};
 use domain::{CardKey, MerchantId, Secret, Source, TxnStatus};
 use store::*;
 
+/// The allocator `poslens` runs with, so the import measured is the one the command does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MERCHANTS: u64 = 2_000;
 const TERMINALS_PER_MERCHANT: u64 = 2;
 const DAYS: i64 = 30;

@@ -188,9 +188,9 @@ fn list_indexes(store: &SqliteStore) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_large_import_into_an_empty_store_builds_the_list_indexes_at_its_end_and_a_refused_one_keeps_them() {
-    // More than one chunk, into an empty store: the list indexes are dropped for the import
-    // and built again, sorted, before its commit.
+fn a_large_import_into_an_empty_store_builds_the_time_index_at_its_end_and_a_refused_one_keeps_it() {
+    // More than one chunk, into an empty store: the time index is dropped for the import and
+    // built again, sorted, before its commit.
     let f = fixture();
     let before = list_indexes(&f.store);
     assert_eq!(before.len(), 2);
