@@ -14,7 +14,7 @@ use domain::{
     MerchantClock, MerchantId, Related, ResponseCode, Rrn, SettlementDate, Source, Stan,
     TerminalId, TxnKind, TxnStatus,
 };
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
 
 use super::admin::{insert_merchant, insert_terminal, load_merchant};
@@ -783,6 +783,117 @@ impl RawRow {
             tz_name: r.get(24)?,
         })
     }
+}
+
+/// Columns of a listed row: the record's, its status and the merchant's zone.
+const LIST_COLS: usize = 25;
+
+/// One column of a row in a [`RawBatch`].
+#[derive(Clone, Copy)]
+enum RawVal {
+    Null,
+    Int(i64),
+    /// Text or blob: a range of the batch's bytes.
+    Bytes(u32, u32),
+}
+
+/// Rows as SQLite gave them, every text and blob column of the batch in one buffer, so the
+/// thread stepping SQLite allocates nothing per row; the row thread parses them.
+struct RawBatch {
+    bytes: Vec<u8>,
+    /// Each row's columns and, when it names an original, (original seq, its receive time).
+    rows: Vec<([RawVal; LIST_COLS], Option<(i64, i64)>)>,
+}
+
+impl RawBatch {
+    fn with_capacity(rows: usize) -> RawBatch {
+        RawBatch {
+            bytes: Vec::with_capacity(rows * 160),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(&mut self, r: &Row<'_>, orig: Option<(i64, i64)>) -> Result<(), StoreError> {
+        let mut vals = [RawVal::Null; LIST_COLS];
+        for (i, v) in vals.iter_mut().enumerate() {
+            *v = match r.get_ref(i)? {
+                ValueRef::Null => RawVal::Null,
+                ValueRef::Integer(n) => RawVal::Int(n),
+                ValueRef::Text(b) | ValueRef::Blob(b) => {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(b);
+                    RawVal::Bytes(start as u32, b.len() as u32)
+                }
+                ValueRef::Real(_) => return Err(corrupt(list_col_name(i), "a real number")),
+            };
+        }
+        self.rows.push((vals, orig));
+        Ok(())
+    }
+
+    /// Row `vals` as the owned columns [`RowReader::convert`] parses.
+    fn raw_row(&self, vals: &[RawVal; LIST_COLS]) -> Result<RawRow, StoreError> {
+        let bytes = |i: usize| -> Result<Option<&[u8]>, StoreError> {
+            match vals[i] {
+                RawVal::Null => Ok(None),
+                RawVal::Bytes(at, len) => Ok(Some(&self.bytes[at as usize..(at + len) as usize])),
+                RawVal::Int(n) => Err(corrupt(list_col_name(i), n.to_string())),
+            }
+        };
+        let opt_text = |i: usize| -> Result<Option<String>, StoreError> {
+            bytes(i)?
+                .map(|b| String::from_utf8(b.to_vec()).map_err(|_| corrupt(list_col_name(i), "text that is not UTF-8")))
+                .transpose()
+        };
+        let text = |i: usize| opt_text(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"));
+        let opt_int = |i: usize| -> Result<Option<i64>, StoreError> {
+            match vals[i] {
+                RawVal::Null => Ok(None),
+                RawVal::Int(n) => Ok(Some(n)),
+                RawVal::Bytes(..) => Err(corrupt(list_col_name(i), "text where a number belongs")),
+            }
+        };
+        let int = |i: usize| opt_int(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"));
+        Ok(RawRow {
+            rec: RecordRow {
+                seq: int(0)?,
+                received_at_us: int(1)?,
+                merchant_id: text(2)?,
+                terminal_id: opt_text(3)?,
+                batch_no: opt_int(4)?,
+                stan: opt_int(5)?,
+                rrn: opt_text(6)?,
+                auth_code: opt_text(7)?,
+                kind: text(8)?,
+                channel: text(9)?,
+                card_bin: opt_text(10)?,
+                card_last4: opt_text(11)?,
+                card_masked: opt_text(12)?,
+                card_token: bytes(13)?.map(<[u8]>::to_vec),
+                amount_fen: int(14)?,
+                currency: text(15)?,
+                response_code: text(16)?,
+                txn_time_us: int(17)?,
+                settlement_date: int(18)?,
+                original_seq: opt_int(19)?,
+                reversal: int(20)? != 0,
+                source: text(21)?,
+                external_ref: opt_text(22)?,
+            },
+            status: text(23)?,
+            tz_name: opt_text(24)?,
+        })
+    }
+}
+
+/// The name of listed column `i`, for errors.
+fn list_col_name(i: usize) -> &'static str {
+    RECORD_COLS
+        .split(", ")
+        .map(str::trim)
+        .chain(["status", "timezone"])
+        .nth(i)
+        .unwrap_or("column")
 }
 
 struct RowReader {
@@ -1698,15 +1809,15 @@ impl TxnRepo for SqliteStore {
             // Two threads: this one steps SQLite and copies the columns out, the other parses
             // them into rows and runs `on_row` (each about half of an export's CPU), with a
             // bounded queue of batches between them.
-            let (tx, rx) = sync_channel::<Vec<(RawRow, Option<(i64, i64)>)>>(EXPORT_BATCHES_IN_FLIGHT);
+            let (tx, rx) = sync_channel::<RawBatch>(EXPORT_BATCHES_IN_FLIGHT);
             std::thread::scope(|scope| {
                 let consumer = std::thread::Builder::new()
                     .name("export-rows".into())
                     .spawn_scoped(scope, move || -> Result<(), StoreError> {
                         let mut reader = RowReader::new();
                         for batch in rx {
-                            for (raw, orig_received_us) in batch {
-                                let mut row = reader.convert(raw)?;
+                            for (vals, orig_received_us) in &batch.rows {
+                                let mut row = reader.convert(batch.raw_row(vals)?)?;
                                 row.original_id = orig_received_us
                                     .map(|(o, us)| TxnId(ids::encode(us.div_euclid(1000), o)));
                                 on_row(&row).map_err(|e| StoreError::Io {
@@ -1720,7 +1831,7 @@ impl TxnRepo for SqliteStore {
                     .map_err(|e| StoreError::Io { path: "export thread".into(), source: e })?;
                 let mut n = 0u64;
                 let mut truncated = false;
-                let mut batch = Vec::with_capacity(EXPORT_BATCH_ROWS);
+                let mut batch = RawBatch::with_capacity(EXPORT_BATCH_ROWS);
                 let mut consumer_gone = false;
                 let read = (|| -> Result<(), StoreError> {
                     while let Some(r) = rows.next()? {
@@ -1728,27 +1839,26 @@ impl TxnRepo for SqliteStore {
                             truncated = true;
                             break;
                         }
-                        let orig: Option<i64> = r.get(19)?;
-                        let raw = RawRow::read(r)?;
-                        let orig = match orig {
+                        let orig = match r.get::<_, Option<i64>>(19)? {
                             None => None,
                             Some(o) => orig_stmt
                                 .query_row([o], |x| x.get::<_, i64>(0))
                                 .optional()?
                                 .map(|us| (o, us)),
                         };
-                        batch.push((raw, orig));
+                        batch.push(r, orig)?;
                         n += 1;
-                        if batch.len() >= EXPORT_BATCH_ROWS {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH_ROWS));
+                        if batch.rows.len() >= EXPORT_BATCH_ROWS {
+                            let full = std::mem::replace(&mut batch, RawBatch::with_capacity(EXPORT_BATCH_ROWS));
                             if tx.send(full).is_err() {
                                 consumer_gone = true;
                                 return Ok(());
                             }
                         }
                     }
-                    if !batch.is_empty() {
-                        consumer_gone = tx.send(std::mem::take(&mut batch)).is_err();
+                    if !batch.rows.is_empty() {
+                        let last = std::mem::replace(&mut batch, RawBatch::with_capacity(0));
+                        consumer_gone = tx.send(last).is_err();
                     }
                     Ok(())
                 })();

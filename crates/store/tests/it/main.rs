@@ -470,6 +470,23 @@ fn verify_names_an_edited_row() {
 }
 
 #[test]
+fn an_export_meeting_a_damaged_column_fails_naming_it() {
+    let f = fixture();
+    ingest_ok(&f.store, (1..=5).map(|i| purchase(i, 100, "2026-11-25T10:00:00Z")).collect());
+    let c = raw_conn(&f.store);
+    c.execute_batch("DROP TRIGGER txn_records_append_only_update").unwrap();
+    c.execute("UPDATE txn_records SET amount_fen = 'lots' WHERE seq = 3", []).unwrap();
+    let mut seen = 0;
+    let err = f.store.export_txns(&TxnQuery::default(), EXPORT_ROWS_MAX, &mut |_| {
+        seen += 1;
+        Ok(())
+    }).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { column, .. } if column.contains("amount_fen")), "{err}");
+    // Newest first: rows 5 and 4 went out before the damaged one.
+    assert_eq!(seen, 2);
+}
+
+#[test]
 fn verify_names_a_tampered_projection_and_a_truncated_tail() {
     let f = fixture();
     let ids = ingest_ok(&f.store, vec![purchase(1, 100, "2026-11-25T10:00:00Z"), purchase(2, 100, "2026-11-25T10:00:00Z")]);
