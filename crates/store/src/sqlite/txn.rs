@@ -40,11 +40,12 @@ const BULK_ERRORS_MAX_DEFAULT: usize = 1_000;
 /// row when it is at least a full chunk long and the store holds at most this many records
 /// (rebuilding means sorting every record, old and new, once).
 const BULK_DEFER_INDEXES_EXISTING_MAX: i64 = BULK_CHUNK_LINES as i64;
-/// The index of `txn_records` a bulk import builds at its end: no write reads it (ingest looks
-/// up the unique keys, RRN and original indexes), and a chunk stored in merchant order inserts
-/// into it all over the chunk's time span. (Merchant + time follows merchant order, so its
-/// inserts share leaves; building it at the end measured slower than keeping it.)
-const BULK_DEFERRED_INDEXES: [&str; 1] = ["txn_records_by_time"];
+/// The indexes of `txn_records` a bulk import builds at its end. No write reads the time index;
+/// the RRN index names a refund's original, which the import looks up in a map of its own
+/// meanwhile ([`RrnMap`]). A chunk stored in merchant order inserts into both all over the
+/// chunk's span. (Merchant + time follows merchant order, so its inserts share leaves; building
+/// it at the end measured slower than keeping it.)
+const BULK_DEFERRED_INDEXES: [&str; 2] = ["txn_records_by_time", "txn_records_by_rrn"];
 /// How deep status derivation follows events of events (purchase → void → reversal of void).
 const DERIVE_DEPTH_MAX: u32 = 6;
 
@@ -189,6 +190,70 @@ struct IngestCache {
     terminals: IdMap<HashSet<String, BuildHasherDefault<IdHasher>>>,
     merchants_created: u64,
     terminals_created: u64,
+    /// A bulk import has dropped the RRN index.
+    rrn_index_dropped: bool,
+    /// Meanwhile, from the first lookup by RRN on: every record with an RRN, by it.
+    rrns: Option<RrnMap>,
+}
+
+/// Records by (merchant, RRN) while the RRN index is dropped: a hash of the pair to the first
+/// record's sequence number, later ones with the same hash in `more`. A lookup checks each
+/// candidate against the record itself, so a hash collision costs a read, never a wrong answer.
+#[derive(Default)]
+struct RrnMap {
+    first: HashMap<u64, i64, BuildHasherDefault<IdHasher>>,
+    more: HashMap<u64, Vec<i64>, BuildHasherDefault<IdHasher>>,
+}
+
+impl RrnMap {
+    fn key(merchant_id: &str, rrn: &str) -> u64 {
+        use std::hash::Hasher as _;
+        let mut h = IdHasher::default();
+        h.write(merchant_id.as_bytes());
+        h.write_u8(0xff);
+        h.write(rrn.as_bytes());
+        h.finish()
+    }
+
+    /// Every record that has an RRN (those of the import so far and of the small store before it).
+    fn load(conn: &Connection) -> Result<RrnMap, StoreError> {
+        let mut map = RrnMap::default();
+        let mut stmt = conn.prepare("SELECT seq, merchant_id, rrn FROM txn_records WHERE rrn IS NOT NULL ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (merchant_id, rrn): (String, String) = (r.get(1)?, r.get(2)?);
+            map.add(&merchant_id, &rrn, r.get(0)?);
+        }
+        Ok(map)
+    }
+
+    fn add(&mut self, merchant_id: &str, rrn: &str, seq: i64) {
+        let key = RrnMap::key(merchant_id, rrn);
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(seq);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.more.entry(key).or_default().push(seq),
+        }
+    }
+
+    /// The first record (lowest sequence number) with `rrn` within the merchant, not a reversal,
+    /// of one of `kinds`: what the RRN index query answers.
+    fn find(&self, conn: &Connection, merchant_id: &str, rrn: &str, kinds: &[TxnKind]) -> Result<Option<i64>, StoreError> {
+        let key = RrnMap::key(merchant_id, rrn);
+        let Some(&first) = self.first.get(&key) else { return Ok(None) };
+        for seq in std::iter::once(first).chain(self.more.get(&key).into_iter().flatten().copied()) {
+            let Some(rec) = load_record(conn, seq)? else { continue };
+            if rec.merchant_id == merchant_id
+                && rec.rrn.as_deref() == Some(rrn)
+                && !rec.reversal
+                && kinds.iter().any(|k| k.as_str() == rec.kind)
+            {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
 }
 
 enum Stored {
@@ -418,6 +483,7 @@ fn same_object(stored: &RecordRow, new: &RecordRef<'_>) -> bool {
 fn resolve_original(
     conn: &Connection,
     t: &NewTxn,
+    rrns: Option<&RrnMap>,
 ) -> Result<Result<Option<i64>, ItemReason>, StoreError> {
     let kinds = || kinds_sql(original_kinds(t.kind, t.reversal));
     let found: Option<i64> = match &t.original {
@@ -432,6 +498,9 @@ fn resolve_original(
                 .optional()?,
             None => None,
         },
+        Some(OriginalRef::Rrn(rrn)) if rrns.is_some() => rrns.map_or(Ok(None), |m| {
+            m.find(conn, t.merchant_id.as_str(), rrn.as_str(), original_kinds(t.kind, t.reversal))
+        })?,
         Some(OriginalRef::Rrn(rrn)) => conn
             .prepare_cached(&format!(
                 "SELECT seq FROM txn_records WHERE rrn = ?1 AND merchant_id = ?2 AND reversal = 0 AND kind IN ({})
@@ -533,7 +602,12 @@ fn store_one(
     let settlement_date = date_to_int(clock.settlement_date(t.txn_time, t.channel));
     let (mut token_buf, mut token_long) = ([0u8; TOKEN_BYTES_INLINE], Vec::new());
     let card_token = token_bytes(t, &mut token_buf, &mut token_long);
-    let original_seq = match resolve_original(conn, t)? {
+    if cache.rrn_index_dropped && cache.rrns.is_none() && matches!(t.original, Some(OriginalRef::Rrn(_))) {
+        // Built when first needed (a refund naming its original by RRN), from the records
+        // stored so far, this import's included; kept up to date from then on.
+        cache.rrns = Some(RrnMap::load(conn)?);
+    }
+    let original_seq = match resolve_original(conn, t, cache.rrns.as_ref())? {
         Ok(o) => o,
         Err(reason) => {
             // A duplicate of a stored object is still a duplicate even if its original
@@ -603,6 +677,9 @@ fn store_one(
             });
         }
         Err(e) => return Err(e.into()),
+    }
+    if let (Some(m), Some(rrn)) = (cache.rrns.as_mut(), &t.rrn) {
+        m.add(t.merchant_id.as_str(), rrn.as_str(), seq);
     }
     head.seq = seq;
     head.hash = hash;
@@ -1451,6 +1528,7 @@ impl TxnRepo for SqliteStore {
                                 None => {
                                     if items.len() >= BULK_CHUNK_LINES {
                                         deferred = DeferredIndexes::drop_if_small(conn)?;
+                                        cache.rrn_index_dropped = deferred.is_some();
                                     }
                                     hot.insert(HotStatements::new(conn)?)
                                 }

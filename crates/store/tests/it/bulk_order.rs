@@ -225,3 +225,40 @@ fn a_large_import_into_an_empty_store_builds_the_time_index_at_its_end_and_a_ref
     assert_eq!(g.store.head_seq().unwrap(), 0);
     assert_eq!(list_indexes(&g.store), before);
 }
+
+#[test]
+fn refunds_by_rrn_find_the_same_originals_while_a_large_import_builds_the_rrn_index_at_its_end() {
+    // 33,000 interleaved lines (voids, refunds by RRN, reversals), each at its own second.
+    let lines_total = 33_000u64;
+    let second = |n: u64| format!("2026-11-25T{:02}:{:02}:{:02}+08:00", n / 3600, n / 60 % 60, n % 60);
+    let objects: Vec<IngestObject> = (1..=lines_total).map(|n| IngestObject { txn_time: Some(second(n)), ..line(n) }).collect();
+    assert!((1..=lines_total).filter(|&n| kind_of(n) == Line::RefundByRrn).count() > 1_000);
+    let import = |store: &SqliteStore, objects: &[IngestObject]| {
+        let mut lines = objects.iter().cloned().enumerate().map(|(i, o)| BulkLine { line_no: i as u64 + 1, object: Ok(o) });
+        store
+            .bulk_ingest(&mut lines, &key(), Source::Import, BulkOptions { create_missing: true, errors_max: 0 }, &mut |_| {})
+            .unwrap()
+    };
+
+    // Into an empty store: the RRN index is dropped for the import, originals found in memory.
+    let deferred = fixture();
+    assert_eq!(import(&deferred.store, &objects).inserted, lines_total);
+    // Into a store already holding more records than that allows: the index is kept.
+    let kept = fixture();
+    let earlier: Vec<IngestObject> = (1..=33_000u64)
+        .map(|i| IngestObject { batch_no: Some("000009".into()), rrn: Some(format!("{:012}", 900_000_000 + i)), ..object(i) })
+        .collect();
+    import(&kept.store, &earlier);
+    assert_eq!(import(&kept.store, &objects).inserted, lines_total);
+
+    let got = by_key(&deferred.store);
+    let mut want = by_key(&kept.store);
+    want.retain(|k, _| got.contains_key(k));
+    assert_eq!(got.len(), lines_total as usize);
+    assert_eq!(got, want);
+    let refunded = got.values().filter(|v| v.0 == TxnStatus::PartiallyRefunded || v.0 == TxnStatus::Refunded).count();
+    assert!(refunded > 1_000, "{refunded} refunded originals");
+    assert!(deferred.store.verify().unwrap().ok());
+    let check: String = raw_conn(&deferred.store).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}
