@@ -908,9 +908,11 @@ enum RawVal {
 /// thread stepping SQLite allocates nothing per row; the row thread parses them.
 struct RawBatch {
     bytes: Vec<u8>,
-    /// Each row's columns and, when it names an original, (original seq, its receive time).
-    rows: Vec<([RawVal; LIST_COLS], Option<(i64, i64)>)>,
+    rows: Vec<RawCols>,
 }
+
+/// A row's columns and, when it names an original, (original seq, its receive time).
+type RawCols = ([RawVal; LIST_COLS], Option<(i64, i64)>);
 
 impl RawBatch {
     fn with_capacity(rows: usize) -> RawBatch {

@@ -71,20 +71,20 @@ enum Line {
 }
 
 fn kind_of(n: u64) -> Line {
-    if n % 11 == 0 {
+    if n.is_multiple_of(11) {
         return Line::Wechat;
     }
     if n % 11 == 5 && n > 5 {
         return Line::WechatReversal;
     }
-    let plain = |k: u64| k >= 1 && k % 11 != 0 && k % 11 != 5 && k % 7 != 0 && k % 13 != 0 && k % 17 != 0;
-    if n % 7 == 0 && n > 3 && plain(n - 3) {
+    let plain = |k: u64| k >= 1 && !k.is_multiple_of(11) && k % 11 != 5 && !k.is_multiple_of(7) && !k.is_multiple_of(13) && !k.is_multiple_of(17);
+    if n.is_multiple_of(7) && n > 3 && plain(n - 3) {
         return Line::Void;
     }
-    if n % 13 == 0 && n > 6 && plain(n - 6) {
+    if n.is_multiple_of(13) && n > 6 && plain(n - 6) {
         return Line::RefundByRrn;
     }
-    if n % 17 == 0 && n > 3 && plain(n - 3) {
+    if n.is_multiple_of(17) && n > 3 && plain(n - 3) {
         return Line::CardReversal;
     }
     Line::Purchase
@@ -163,7 +163,7 @@ fn bulk_import_errors_found_while_storing_are_the_lowest_line_numbers() {
     // lines come after all of M1's, yet the first lines in the file are the ones reported.
     let f = fixture();
     let bad = |n: u64| IngestObject {
-        merchant_id: Some(if n % 2 == 0 { M1 } else { M2 }.into()),
+        merchant_id: Some(if n.is_multiple_of(2) { M1 } else { M2 }.into()),
         terminal_id: Some("99999999".into()),
         ..object(n)
     };
