@@ -15,10 +15,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: a page answer builds and drops thousands of small
+/// jemalloc instead of the system allocator: a page answer builds and drops thousands of small
 /// JSON values and strings, which spent about a fifth of the request in glibc's malloc/free.
+/// (mimalloc was as fast for pages but stalled the POS front end for 100-800 ms now and then.)
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(name = "poslens", version, about = "Every POS transaction findable: capture, store, reconcile, query, explain.")]

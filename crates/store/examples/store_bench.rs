@@ -15,7 +15,7 @@ use store::*;
 
 /// The allocator `poslens` runs with, so the import measured is the one the command does.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const MERCHANTS: u64 = 2_000;
 const TERMINALS_PER_MERCHANT: u64 = 2;
