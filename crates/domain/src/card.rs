@@ -122,7 +122,7 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The installation's secret for card tokens. Created once per data directory by the caller.

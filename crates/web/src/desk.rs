@@ -97,7 +97,7 @@ pub async fn tickets(State(web): State<Web>, viewer: Viewer, uri: Uri) -> Respon
     let lang = viewer.lang;
     let bank = !viewer.is_merchant();
     let mut tab = param(&uri, "status");
-    if !TICKET_TABS.contains(&tab.as_str()) && !(tab == "all" && !bank) {
+    if !TICKET_TABS.contains(&tab.as_str()) && (tab != "all" || bank) {
         // The bank's queue starts at what waits for someone; a merchant sees all of its own.
         tab = if bank { "open".into() } else { "all".into() };
     }

@@ -82,8 +82,15 @@ fn start_with_env(data: &Path, args: &[&str], marker: &str, limit: Duration, env
     }
     let started = Instant::now();
     loop {
-        let left = limit.checked_sub(started.elapsed()).unwrap_or_else(|| panic!("server not ready within {limit:?}"));
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server not ready within {limit:?}"));
+        let line = match limit.checked_sub(started.elapsed()).map(|left| rx.recv_timeout(left)) {
+            Some(Ok(line)) => line,
+            // Not ready in time: stop the process before failing, so no server outlives the test.
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server not ready within {limit:?}");
+            }
+        };
         if let Some(rest) = line.split(marker).nth(1) {
             let addr = rest.split_whitespace().next().unwrap().trim_end_matches('/');
             let pos = line.split("POS terminals on ").nth(1).map(|p| p.trim().to_owned());

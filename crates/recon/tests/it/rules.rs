@@ -106,7 +106,7 @@ fn check(platform: &[PlatformRecord], clearing: &[ClearingRecord], expected: &st
 #[test]
 fn identical_sides_match_on_the_key() {
     let p = purchase(1, 1);
-    check(&[p.clone()], &[row(&p, 2)], "matched key 1 2");
+    check(std::slice::from_ref(&p), &[row(&p, 2)], "matched key 1 2");
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn one_sided_records_are_missing_on_the_other_side() {
     let (a, b) = (purchase(1, 1), purchase(2, 2));
     let mut r = row(&b, 2);
     r.amount = Amount::from_fen(99).unwrap();
-    check(&[a.clone()], &[r], "missing_in_platform - - 2\nmissing_in_clearing - 1 -");
+    check(std::slice::from_ref(&a), &[r], "missing_in_platform - - 2\nmissing_in_clearing - 1 -");
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn a_refunded_purchase_the_bank_settled_is_matched() {
 fn extra_copies_of_a_row_are_duplicates() {
     let p = purchase(1, 1);
     check(
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &[row(&p, 4), row(&p, 2), row(&p, 3)],
         "matched key 1 2\nduplicate_in_clearing - 1 3\nduplicate_in_clearing - 1 4",
     );
@@ -225,7 +225,7 @@ fn rows_without_key_or_rrn_match_fuzzily_within_the_window() {
     let mut near = row(&p, 2);
     (near.batch, near.stan, near.rrn) = (None, None, None);
     near.txn_time = Some(p.txn_time + Duration::seconds(299));
-    check(&[p.clone()], &[near.clone()], "matched fuzzy 1 2");
+    check(std::slice::from_ref(&p), &[near.clone()], "matched fuzzy 1 2");
     near.txn_time = Some(p.txn_time + Duration::seconds(301));
     check(&[p], &[near], "missing_in_platform - - 2\nmissing_in_clearing - 1 -");
 }
