@@ -154,25 +154,26 @@ fn kinds_sql(kinds: &[TxnKind]) -> String {
 #[derive(Default)]
 struct IdHasher(u64);
 
+const ID_HASH_K: u64 = 0x517c_c1b7_2722_0a95;
+
 impl std::hash::Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
         let mut words = bytes.chunks_exact(8);
         for w in &mut words {
             let mut word = [0u8; 8];
             word.copy_from_slice(w);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(ID_HASH_K);
         }
         let rest = words.remainder();
         if !rest.is_empty() {
             let mut word = [0u8; 8];
             word[..rest.len()].copy_from_slice(rest);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word) ^ (rest.len() as u64) << 59).wrapping_mul(K);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word) ^ (rest.len() as u64) << 59).wrapping_mul(ID_HASH_K);
         }
     }
 
     fn write_u8(&mut self, b: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(ID_HASH_K);
     }
 
     fn finish(&self) -> u64 {
@@ -190,10 +191,19 @@ struct IngestCache {
     terminals: IdMap<HashSet<String, BuildHasherDefault<IdHasher>>>,
     merchants_created: u64,
     terminals_created: u64,
-    /// A bulk import has dropped the RRN index.
-    rrn_index_dropped: bool,
-    /// Meanwhile, from the first lookup by RRN on: every record with an RRN, by it.
-    rrns: Option<RrnMap>,
+    rrns: RrnLookup,
+}
+
+/// How the writer finds an original named by RRN.
+#[derive(Default)]
+enum RrnLookup {
+    /// Through the RRN index.
+    #[default]
+    Index,
+    /// A bulk import dropped the index; no lookup by RRN has been needed yet.
+    Unbuilt,
+    /// From the first lookup by RRN on: every record with an RRN, by it.
+    Map(RrnMap),
 }
 
 /// Records by (merchant, RRN) while the RRN index is dropped: a hash of the pair to the first
@@ -405,32 +415,66 @@ static SQL_QR_TWIN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
+/// Typed access to the columns of a stored record: a SQLite row, or a row of an export batch.
+trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>, Self::Error>;
+}
+
+impl Columns for Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn opt_blob(&self, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.get(i)
+    }
+}
+
+/// The record in columns `base..base + 23` (in `RECORD_COLS` order).
+fn record_from<C: Columns>(c: &C, base: usize) -> Result<RecordRow, C::Error> {
     Ok(RecordRow {
-        seq: r.get(base)?,
-        received_at_us: r.get(base + 1)?,
-        merchant_id: r.get(base + 2)?,
-        terminal_id: r.get(base + 3)?,
-        batch_no: r.get(base + 4)?,
-        stan: r.get(base + 5)?,
-        rrn: r.get(base + 6)?,
-        auth_code: r.get(base + 7)?,
-        kind: r.get(base + 8)?,
-        channel: r.get(base + 9)?,
-        card_bin: r.get(base + 10)?,
-        card_last4: r.get(base + 11)?,
-        card_masked: r.get(base + 12)?,
-        card_token: r.get(base + 13)?,
-        amount_fen: r.get(base + 14)?,
-        currency: r.get(base + 15)?,
-        response_code: r.get(base + 16)?,
-        txn_time_us: r.get(base + 17)?,
-        settlement_date: r.get(base + 18)?,
-        original_seq: r.get(base + 19)?,
-        reversal: r.get(base + 20)?,
-        source: r.get(base + 21)?,
-        external_ref: r.get(base + 22)?,
+        seq: c.int(base)?,
+        received_at_us: c.int(base + 1)?,
+        merchant_id: c.text(base + 2)?,
+        terminal_id: c.opt_text(base + 3)?,
+        batch_no: c.opt_int(base + 4)?,
+        stan: c.opt_int(base + 5)?,
+        rrn: c.opt_text(base + 6)?,
+        auth_code: c.opt_text(base + 7)?,
+        kind: c.text(base + 8)?,
+        channel: c.text(base + 9)?,
+        card_bin: c.opt_text(base + 10)?,
+        card_last4: c.opt_text(base + 11)?,
+        card_masked: c.opt_text(base + 12)?,
+        card_token: c.opt_blob(base + 13)?,
+        amount_fen: c.int(base + 14)?,
+        currency: c.text(base + 15)?,
+        response_code: c.text(base + 16)?,
+        txn_time_us: c.int(base + 17)?,
+        settlement_date: c.int(base + 18)?,
+        original_seq: c.opt_int(base + 19)?,
+        reversal: c.int(base + 20)? != 0,
+        source: c.text(base + 21)?,
+        external_ref: c.opt_text(base + 22)?,
     })
+}
+
+fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
+    record_from(r, base)
 }
 
 fn load_record(conn: &Connection, seq: i64) -> Result<Option<RecordRow>, StoreError> {
@@ -498,17 +542,17 @@ fn resolve_original(
                 .optional()?,
             None => None,
         },
-        Some(OriginalRef::Rrn(rrn)) if rrns.is_some() => rrns.map_or(Ok(None), |m| {
-            m.find(conn, t.merchant_id.as_str(), rrn.as_str(), original_kinds(t.kind, t.reversal))
-        })?,
-        Some(OriginalRef::Rrn(rrn)) => conn
-            .prepare_cached(&format!(
-                "SELECT seq FROM txn_records WHERE rrn = ?1 AND merchant_id = ?2 AND reversal = 0 AND kind IN ({})
-                 ORDER BY seq LIMIT 1",
-                kinds()
-            ))?
-            .query_row((rrn.as_str(), t.merchant_id.as_str()), |r| r.get(0))
-            .optional()?,
+        Some(OriginalRef::Rrn(rrn)) => match rrns {
+            Some(m) => m.find(conn, t.merchant_id.as_str(), rrn.as_str(), original_kinds(t.kind, t.reversal))?,
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT seq FROM txn_records WHERE rrn = ?1 AND merchant_id = ?2 AND reversal = 0 AND kind IN ({})
+                     ORDER BY seq LIMIT 1",
+                    kinds()
+                ))?
+                .query_row((rrn.as_str(), t.merchant_id.as_str()), |r| r.get(0))
+                .optional()?,
+        },
         None if t.reversal => find_by_key(conn, t, false)?.map(|r| r.seq),
         None => None,
     };
@@ -602,12 +646,16 @@ fn store_one(
     let settlement_date = date_to_int(clock.settlement_date(t.txn_time, t.channel));
     let (mut token_buf, mut token_long) = ([0u8; TOKEN_BYTES_INLINE], Vec::new());
     let card_token = token_bytes(t, &mut token_buf, &mut token_long);
-    if cache.rrn_index_dropped && cache.rrns.is_none() && matches!(t.original, Some(OriginalRef::Rrn(_))) {
+    if matches!(cache.rrns, RrnLookup::Unbuilt) && matches!(t.original, Some(OriginalRef::Rrn(_))) {
         // Built when first needed (a refund naming its original by RRN), from the records
         // stored so far, this import's included; kept up to date from then on.
-        cache.rrns = Some(RrnMap::load(conn)?);
+        cache.rrns = RrnLookup::Map(RrnMap::load(conn)?);
     }
-    let original_seq = match resolve_original(conn, t, cache.rrns.as_ref())? {
+    let rrns = match &cache.rrns {
+        RrnLookup::Map(m) => Some(m),
+        RrnLookup::Index | RrnLookup::Unbuilt => None,
+    };
+    let original_seq = match resolve_original(conn, t, rrns)? {
         Ok(o) => o,
         Err(reason) => {
             // A duplicate of a stored object is still a duplicate even if its original
@@ -678,7 +726,7 @@ fn store_one(
         }
         Err(e) => return Err(e.into()),
     }
-    if let (Some(m), Some(rrn)) = (cache.rrns.as_mut(), &t.rrn) {
+    if let (RrnLookup::Map(m), Some(rrn)) = (&mut cache.rrns, &t.rrn) {
         m.add(t.merchant_id.as_str(), rrn.as_str(), seq);
     }
     head.seq = seq;
@@ -699,7 +747,7 @@ fn store_one(
     let mut hops = 0;
     while let Some(o) = next {
         let (st, original) = derive(conn, o, 0, head.orphan_reversals)?;
-        put_status(conn, o, st)?;
+        hot.put_status.execute((o, st.as_str()))?;
         next = original;
         hops += 1;
         if hops > DERIVE_DEPTH_MAX {
@@ -732,10 +780,6 @@ impl<'c> HotStatements<'c> {
     }
 }
 
-fn put_status(conn: &Connection, seq: i64, status: TxnStatus) -> Result<(), StoreError> {
-    conn.prepare_cached(SQL_PUT_STATUS)?.execute((seq, status.as_str()))?;
-    Ok(())
-}
 
 struct Core {
     kind: TxnKind,
@@ -942,56 +986,53 @@ impl RawBatch {
 
     /// Row `vals` as the owned columns [`RowReader::convert`] parses.
     fn raw_row(&self, vals: &[RawVal; LIST_COLS]) -> Result<RawRow, StoreError> {
-        let bytes = |i: usize| -> Result<Option<&[u8]>, StoreError> {
-            match vals[i] {
-                RawVal::Null => Ok(None),
-                RawVal::Bytes(at, len) => Ok(Some(&self.bytes[at as usize..(at + len) as usize])),
-                RawVal::Int(n) => Err(corrupt(list_col_name(i), n.to_string())),
-            }
-        };
-        let opt_text = |i: usize| -> Result<Option<String>, StoreError> {
-            bytes(i)?
-                .map(|b| String::from_utf8(b.to_vec()).map_err(|_| corrupt(list_col_name(i), "text that is not UTF-8")))
-                .transpose()
-        };
-        let text = |i: usize| opt_text(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"));
-        let opt_int = |i: usize| -> Result<Option<i64>, StoreError> {
-            match vals[i] {
-                RawVal::Null => Ok(None),
-                RawVal::Int(n) => Ok(Some(n)),
-                RawVal::Bytes(..) => Err(corrupt(list_col_name(i), "text where a number belongs")),
-            }
-        };
-        let int = |i: usize| opt_int(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"));
+        let row = BatchRow { batch: self, vals };
         Ok(RawRow {
-            rec: RecordRow {
-                seq: int(0)?,
-                received_at_us: int(1)?,
-                merchant_id: text(2)?,
-                terminal_id: opt_text(3)?,
-                batch_no: opt_int(4)?,
-                stan: opt_int(5)?,
-                rrn: opt_text(6)?,
-                auth_code: opt_text(7)?,
-                kind: text(8)?,
-                channel: text(9)?,
-                card_bin: opt_text(10)?,
-                card_last4: opt_text(11)?,
-                card_masked: opt_text(12)?,
-                card_token: bytes(13)?.map(<[u8]>::to_vec),
-                amount_fen: int(14)?,
-                currency: text(15)?,
-                response_code: text(16)?,
-                txn_time_us: int(17)?,
-                settlement_date: int(18)?,
-                original_seq: opt_int(19)?,
-                reversal: int(20)? != 0,
-                source: text(21)?,
-                external_ref: opt_text(22)?,
-            },
-            status: text(23)?,
-            tz_name: opt_text(24)?,
+            rec: record_from(&row, 0)?,
+            status: row.text(23)?,
+            tz_name: row.opt_text(24)?,
         })
+    }
+}
+
+/// One row of a [`RawBatch`], read as [`Columns`].
+struct BatchRow<'b> {
+    batch: &'b RawBatch,
+    vals: &'b [RawVal; LIST_COLS],
+}
+
+impl BatchRow<'_> {
+    fn bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        match self.vals[i] {
+            RawVal::Null => Ok(None),
+            RawVal::Bytes(at, len) => Ok(Some(&self.batch.bytes[at as usize..(at + len) as usize])),
+            RawVal::Int(n) => Err(corrupt(list_col_name(i), n.to_string())),
+        }
+    }
+}
+
+impl Columns for BatchRow<'_> {
+    type Error = StoreError;
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.opt_int(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"))
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.vals[i] {
+            RawVal::Null => Ok(None),
+            RawVal::Int(n) => Ok(Some(n)),
+            RawVal::Bytes(..) => Err(corrupt(list_col_name(i), "text where a number belongs")),
+        }
+    }
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.opt_text(i)?.ok_or_else(|| corrupt(list_col_name(i), "NULL"))
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.bytes(i)?
+            .map(|b| String::from_utf8(b.to_vec()).map_err(|_| corrupt(list_col_name(i), "text that is not UTF-8")))
+            .transpose()
+    }
+    fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.bytes(i)?.map(<[u8]>::to_vec))
     }
 }
 
@@ -1530,7 +1571,9 @@ impl TxnRepo for SqliteStore {
                                 None => {
                                     if items.len() >= BULK_CHUNK_LINES {
                                         deferred = DeferredIndexes::drop_if_small(conn)?;
-                                        cache.rrn_index_dropped = deferred.is_some();
+                                        if deferred.is_some() {
+                                            cache.rrns = RrnLookup::Unbuilt;
+                                        }
                                     }
                                     hot.insert(HotStatements::new(conn)?)
                                 }
