@@ -422,21 +422,30 @@ fn item_row(r: &rusqlite::Row<'_>) -> Result<ReconItemRow, StoreError> {
 }
 
 /// `WHERE` clause and parameters for the items `q` selects (`after_id` only when paging).
-fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite::types::Value>)> {
+/// The run, outcome and merchant-scope part of an item filter, on columns `{prefix}run_id`,
+/// `{prefix}outcome`, `{prefix}merchant_id` (legacy item rows and item chunks share them); `None`
+/// when the scope allows no merchant.
+fn run_outcome_merchant_where(q: &ReconItemQuery, prefix: &str) -> Option<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value;
-    let mut sql = String::from("WHERE i.run_id = ?");
+    let mut sql = format!("WHERE {prefix}run_id = ?");
     let mut p: Vec<Value> = vec![Value::Integer(q.run_id)];
     if let Some(o) = q.outcome {
-        sql.push_str(" AND i.outcome = ?");
+        sql.push_str(&format!(" AND {prefix}outcome = ?"));
         p.push(Value::Integer(outcome_code(o)));
     }
     if let Some(ms) = &q.scope.merchants {
         if ms.is_empty() {
             return None;
         }
-        sql.push_str(&format!(" AND i.merchant_id IN ({})", vec!["?"; ms.len()].join(",")));
+        sql.push_str(&format!(" AND {prefix}merchant_id IN ({})", vec!["?"; ms.len()].join(",")));
         p.extend(ms.iter().map(|m| Value::Text(m.to_string())));
     }
+    Some((sql, p))
+}
+
+fn item_where(q: &ReconItemQuery, paging: bool) -> Option<(String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let (mut sql, mut p) = run_outcome_merchant_where(q, "i.")?;
     if let Some(ts) = &q.scope.terminals {
         if ts.is_empty() {
             return None;
@@ -722,19 +731,7 @@ fn legacy_items(c: &Connection, run_id: i64) -> Result<bool, StoreError> {
 /// terminal scope is applied item by item); with `after_id`, only chunks holding a later id.
 fn chunk_where(q: &ReconItemQuery, after_id: Option<i64>) -> Option<(String, Vec<rusqlite::types::Value>)> {
     use rusqlite::types::Value;
-    let mut sql = String::from("WHERE run_id = ?");
-    let mut p: Vec<Value> = vec![Value::Integer(q.run_id)];
-    if let Some(o) = q.outcome {
-        sql.push_str(" AND outcome = ?");
-        p.push(Value::Integer(outcome_code(o)));
-    }
-    if let Some(ms) = &q.scope.merchants {
-        if ms.is_empty() {
-            return None;
-        }
-        sql.push_str(&format!(" AND merchant_id IN ({})", vec!["?"; ms.len()].join(",")));
-        p.extend(ms.iter().map(|m| Value::Text(m.to_string())));
-    }
+    let (mut sql, mut p) = run_outcome_merchant_where(q, "")?;
     if q.scope.terminals.as_ref().is_some_and(|t| t.is_empty()) {
         return None;
     }
