@@ -26,11 +26,14 @@ fn check_chars(
 
 /// Text identifiers of a fixed length (merchant, terminal, RRN, auth code). Trailing spaces are
 /// trimmed first, as the wire pads fixed `ans` fields with them.
+///
+/// Kept inline as their ASCII bytes, not as a `String`: a reconciliation run holds millions of
+/// them, and an id is cloned, hashed and compared without touching the heap.
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $what:literal, $len:literal, $expected:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name([u8; $len]);
 
         impl $name {
             pub const LEN: usize = $len;
@@ -38,14 +41,16 @@ macro_rules! text_id {
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 let s = s.trim_end_matches(' ');
                 check_chars($what, s, "ASCII letters and digits", |b| b.is_ascii_alphanumeric())?;
-                if s.len() != $len {
-                    return Err(IdError::Length { what: $what, expected: $expected, len: s.chars().count() });
-                }
-                Ok($name(s.to_owned()))
+                let bytes: [u8; $len] = s
+                    .as_bytes()
+                    .try_into()
+                    .map_err(|_| IdError::Length { what: $what, expected: $expected, len: s.chars().count() })?;
+                Ok($name(bytes))
             }
 
             pub fn as_str(&self) -> &str {
-                &self.0
+                // Only ASCII letters and digits get in (`parse`), so this never falls back.
+                std::str::from_utf8(&self.0).unwrap_or_default()
             }
         }
 
@@ -58,13 +63,13 @@ macro_rules! text_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
+                write!(f, "{}({})", stringify!($name), self.as_str())
             }
         }
     };

@@ -1,4 +1,7 @@
-//! Clearing-file imports: one writer job per file, fed in chunks, one commit at the end.
+//! Clearing-file imports: one writer job per file, fed in chunks, one commit at the end. The
+//! rows are stored as compact chunks (see `chunks`).
+
+pub(crate) mod chunks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::sync_channel;
@@ -110,6 +113,7 @@ fn insert_file(ctx: &mut WriterCtx, file: &NewClearingFile) -> Result<(i64, Opti
     Ok((id, earlier.map(|e| e.id)))
 }
 
+/// Stores one message's rows as one chunk of `clearing_row_chunks`.
 fn insert_rows(
     c: &Connection,
     file_id: i64,
@@ -117,46 +121,24 @@ fn insert_rows(
     resolver: &mut MerchantResolver,
     per_day: &mut BTreeMap<(i64, &'static str), u64>,
 ) -> Result<u64, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT INTO clearing_rows (file_id, line, settlement_date, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, \
-         kind, channel, card_bin, card_last4, card_token, amount_fen, fee_fen, txn_time_us, external_ref, currency) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?;
-    let mut n = 0u64;
-    for row in rows {
-        // Bound as borrowed text: no copy per column of a million rows.
+    let mut chunk = chunks::ChunkWriter::new();
+    for row in &rows {
         let resolved = match &row.record.merchant {
             Some(_) => None,
-            None => resolver.resolve(c, &row)?,
+            None => resolver.resolve(c, row)?,
         };
-        let merchant = row.record.merchant.as_ref().map(|m| m.as_str()).or(resolved.as_deref());
         let r = &row.record;
-        let date = date_to_int(r.settlement_date);
-        stmt.execute(params![
-            file_id,
-            r.line as i64,
-            date,
-            merchant,
-            r.terminal.as_ref().map(|t| t.as_str()),
-            r.batch.map(|b| b.get()),
-            r.stan.map(|s| s.get()),
-            r.rrn.as_ref().map(|x| x.as_str()),
-            r.auth_code.as_ref().map(|a| a.as_str()),
-            r.kind.as_str(),
-            r.channel.as_str(),
-            r.card.as_ref().map(|c| c.bin()),
-            r.card.as_ref().map(|c| c.last4()),
-            row.card_token.as_deref().filter(|t| !t.is_empty()),
-            r.amount.fen(),
-            r.fee.fen(),
-            r.txn_time.map(|t| t.timestamp_micros()),
-            r.external_ref,
-            r.currency.as_str(),
-        ])?;
-        *per_day.entry((date, r.channel.as_str())).or_default() += 1;
-        n += 1;
+        let merchant = r.merchant.as_ref().map(|m| m.as_str()).or(resolved.as_deref());
+        chunk.push(r, merchant, row.card_token.as_deref().filter(|t| !t.is_empty()));
+        *per_day.entry((date_to_int(r.settlement_date), r.channel.as_str())).or_default() += 1;
     }
-    Ok(n)
+    if chunk.rows > 0 {
+        c.prepare_cached(
+            "INSERT INTO clearing_row_chunks (file_id, first_line, rows, min_date, max_date, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![file_id, chunk.first_line, chunk.rows, chunk.min_date, chunk.max_date, chunk.data])?;
+    }
+    Ok(chunk.rows as u64)
 }
 
 impl ClearingRepo for SqliteStore {

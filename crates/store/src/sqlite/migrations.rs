@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_idempotency.sql")),
     (7, include_str!("../../migrations/0007_drop_settlement_date_index.sql")),
     (8, include_str!("../../migrations/0008_recon_item_chunks.sql")),
+    (9, include_str!("../../migrations/0009_clearing_row_chunks.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

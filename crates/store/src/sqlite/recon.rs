@@ -11,6 +11,7 @@ use domain::{
 use recon::{ClearingFileId, ClearingRecord, MaskedCard, MatchPass, Outcome, PlatformId, PlatformRecord};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::clearing::chunks as chunks_of_clearing;
 use super::clearing::{date_to_int, int_to_date};
 use super::txn::settlement_time_range_us;
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
@@ -47,10 +48,10 @@ fn opt_id<T, E>(v: Option<&str>, column: &'static str, f: impl Fn(&str) -> Resul
 
 /// Settlement dates repeat row after row: convert each distinct value once.
 #[derive(Default)]
-struct DateCache(Vec<(i64, domain::SettlementDate)>);
+pub(crate) struct DateCache(Vec<(i64, domain::SettlementDate)>);
 
 impl DateCache {
-    fn get(&mut self, v: i64) -> Result<domain::SettlementDate, StoreError> {
+    pub(crate) fn get(&mut self, v: i64) -> Result<domain::SettlementDate, StoreError> {
         if let Some((_, d)) = self.0.iter().find(|(k, _)| *k == v) {
             return Ok(*d);
         }
@@ -80,14 +81,20 @@ impl<T: Clone> IdCache<T> {
     }
 }
 
-/// The platform records of D-1..D+1, in sequence order, with their receive times (ms).
+/// A platform window of at least this many sequence numbers is read in two halves at once.
+const PLATFORM_SPLIT_MIN: i64 = 50_000;
+
+/// Records reserved for ahead of reading one side at most (the vectors still grow past it).
+const WINDOW_RESERVE_MAX: usize = 1 << 23;
+
+/// The sequence window that holds the platform records of D-1..D+1, if any.
 ///
 /// The rows are read by sequence range: per merchant, the (merchant_id, txn_time_us) index
 /// gives the lowest and highest sequence of the instants that can carry those settlement dates
 /// (its local days D-2..D+1, covering, no table lookups), then one range scan of the table
 /// reads the window and keeps the dates asked for, so a run reads the days around D and not
 /// the whole history. No index is added to txn_records (there is none on settlement dates).
-fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<(Vec<PlatformRecord>, Vec<i64>), StoreError> {
+fn platform_window(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<Option<(i64, i64)>, StoreError> {
     let merchants: Vec<String> = match merchant {
         Some(m) => vec![m.to_string()],
         None => {
@@ -123,9 +130,12 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
             }
         }
     }
-    if lo > hi {
-        return Ok((Vec::new(), Vec::new()));
-    }
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+/// The platform records of sequence window `lo..=hi` dated D-1..D+1 (see [`platform_window`]),
+/// in sequence order, with their receive times (ms).
+fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, (lo, hi): (i64, i64)) -> Result<(Vec<PlatformRecord>, Vec<i64>), StoreError> {
     let mut sql = String::from(
         "SELECT r.seq, r.received_at_us, r.merchant_id, r.terminal_id, r.batch_no, r.stan, r.rrn, r.auth_code, r.kind, \
          r.channel, r.card_bin, r.card_last4, r.amount_fen, r.currency, r.response_code, r.txn_time_us, \
@@ -146,8 +156,11 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
     let mut status_stmt = c.prepare("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
     let mut statuses = status_stmt.query(params![lo, hi])?;
     let mut status_row = statuses.next()?;
-    let mut platform = Vec::new();
-    let mut received_ms = Vec::new();
+    // Room for the whole window at once: growing a vector of a million records copies it
+    // several times over into freshly faulted pages.
+    let window = usize::try_from(hi - lo + 1).unwrap_or(0).min(WINDOW_RESERVE_MAX);
+    let mut platform = Vec::with_capacity(window);
+    let mut received_ms = Vec::with_capacity(window);
     let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
@@ -213,9 +226,48 @@ fn live_files(c: &Connection, from: i64, to: i64) -> Result<Vec<(i64, String)>, 
     Ok(v)
 }
 
-/// The rows of `files` dated D-1..D+1, in (file, line) order: one primary-key range per file
-/// (no sort, no secondary-index lookups).
+/// The rows of `files` dated D-1..D+1, in (file, line) order: each file's chunks in line
+/// order, or, for a file imported before schema 9, its `clearing_rows` (one primary-key range:
+/// no sort, no secondary-index lookups).
 fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<Vec<ClearingRecord>, StoreError> {
+    let mut rows_stmt = c.prepare_cached("SELECT rows FROM clearing_files WHERE id = ?1")?;
+    let mut expected = 0usize;
+    for (file, _) in files {
+        expected += rows_stmt.query_row([file], |r| r.get::<_, i64>(0)).map(|n| usize::try_from(n).unwrap_or(0))?;
+    }
+    let mut out = Vec::with_capacity(expected.min(WINDOW_RESERVE_MAX));
+    let mut dates = DateCache::default();
+    let keep = chunks_of_clearing::Keep { from, to, merchant };
+    let mut chunk_stmt = c.prepare_cached(
+        "SELECT first_line, data FROM clearing_row_chunks WHERE file_id = ?1 AND max_date >= ?2 AND min_date <= ?3 ORDER BY first_line",
+    )?;
+    let mut has_chunks = c.prepare_cached("SELECT EXISTS (SELECT 1 FROM clearing_row_chunks WHERE file_id = ?1)")?;
+    let mut legacy = Vec::new();
+    for (file, _) in files {
+        if has_chunks.query_row([file], |r| r.get::<_, bool>(0))? {
+            let mut rows = chunk_stmt.query(params![file, from, to])?;
+            while let Some(r) = rows.next()? {
+                let data = r.get_ref(1)?.as_blob().map_err(|_| corrupt("clearing_row_chunks.data", "not a blob"))?;
+                chunks_of_clearing::decode(data, *file, r.get(0)?, &keep, &mut dates, &mut out)?;
+            }
+        } else {
+            legacy.clear();
+            legacy.push((*file, String::new()));
+            load_clearing_rows(c, &legacy, from, to, merchant, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of files imported before schema 9, from `clearing_rows`.
+fn load_clearing_rows(
+    c: &Connection,
+    files: &[(i64, String)],
+    from: i64,
+    to: i64,
+    merchant: Option<&MerchantId>,
+    out: &mut Vec<ClearingRecord>,
+) -> Result<(), StoreError> {
     let mut sql = String::from(
         "SELECT cr.file_id, cr.line, cr.settlement_date, cr.merchant_id, cr.terminal_id, cr.batch_no, cr.stan, cr.rrn, \
          cr.auth_code, cr.kind, cr.channel, cr.card_bin, cr.card_last4, cr.amount_fen, cr.fee_fen, cr.txn_time_us, \
@@ -227,7 +279,6 @@ fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, me
     }
     sql.push_str(" ORDER BY cr.line");
     let mut stmt = c.prepare(&sql)?;
-    let mut out = Vec::new();
     let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
     for (file, _) in files {
         let mut rows = match merchant {
@@ -268,7 +319,7 @@ fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, me
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// With `POSLENS_RECON_TIMING` set, how long one side took to load (stderr).
@@ -472,18 +523,41 @@ impl ReconRepo for SqliteStore {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            // The platform window first; then its two halves and the clearing side on three
+            // readers at once (the platform side is the larger: splitting it keeps both cores
+            // busy to the end).
+            let (wmark, window) = self.read(|c| {
+                c.execute_batch("BEGIN")?;
+                let mark = snapshot_mark(c)?;
+                let window = platform_window(c, from, to, merchant)?;
+                c.execute_batch("COMMIT")?;
+                Ok((mark, window))
+            })?;
+            let halves = match window {
+                None => Vec::new(),
+                Some((lo, hi)) if hi - lo < PLATFORM_SPLIT_MIN => vec![(lo, hi)],
+                Some((lo, hi)) => {
+                    let mid = lo + (hi - lo) / 2;
+                    vec![(lo, mid), (mid + 1, hi)]
+                }
+            };
             let (platform, clearing) = std::thread::scope(|s| {
-                let p = s.spawn(|| {
-                    self.read(|c| {
-                        c.execute_batch("BEGIN")?;
-                        let mark = snapshot_mark(c)?;
-                        let t = std::time::Instant::now();
-                        let loaded = load_platform(c, from, to, merchant)?;
-                        side_timing("platform", t, loaded.0.len());
-                        c.execute_batch("COMMIT")?;
-                        Ok((mark, loaded))
+                let parts: Vec<_> = halves
+                    .iter()
+                    .map(|&range| {
+                        s.spawn(move || {
+                            self.read(|c| {
+                                c.execute_batch("BEGIN")?;
+                                let mark = snapshot_mark(c)?;
+                                let t = std::time::Instant::now();
+                                let loaded = load_platform(c, from, to, merchant, range)?;
+                                side_timing("platform", t, loaded.0.len());
+                                c.execute_batch("COMMIT")?;
+                                Ok((mark, loaded))
+                            })
+                        })
                     })
-                });
+                    .collect();
                 let cl = self.read(|c| {
                     c.execute_batch("BEGIN")?;
                     let mark = snapshot_mark(c)?;
@@ -504,12 +578,31 @@ impl ReconRepo for SqliteStore {
                     c.execute_batch("COMMIT")?;
                     Ok((mark, files, rows, channels))
                 });
-                let p = p.join().unwrap_or_else(|_| {
-                    Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() })
-                });
-                (p, cl)
+                // Both halves in sequence order, the lower first: the same list one reader gives.
+                let mut platform: Result<(Vec<_>, (Vec<PlatformRecord>, Vec<i64>)), StoreError> =
+                    Ok((Vec::new(), (Vec::new(), Vec::new())));
+                for part in parts {
+                    let part = part.join().unwrap_or_else(|_| {
+                        Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() })
+                    });
+                    platform = match (platform, part) {
+                        (Ok((mut marks, (mut records, mut received))), Ok((mark, (more, more_received)))) => {
+                            marks.push(mark);
+                            if records.is_empty() {
+                                (records, received) = (more, more_received);
+                            } else {
+                                records.extend(more);
+                                received.extend(more_received);
+                            }
+                            Ok((marks, (records, received)))
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                    };
+                }
+                (platform, cl)
             });
-            let (pmark, (mut platform, mut received_ms)) = platform?;
+            let (pmarks, (mut platform, mut received_ms)) = platform?;
+            let pmark = if pmarks.iter().all(|m| *m == wmark) { wmark } else { (None, None, -1) };
             // What terminals reported in batch uploads and the host never had joins the same
             // run as its own source (`batch_upload`), ahead of the records (negative ids keep
             // the list in id order).
