@@ -218,3 +218,118 @@ impl ClearingRepo for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo_recon::ReconRepo;
+    use crate::StoreConfig;
+    use domain::{Amount, BatchNo, Currency, MerchantId, Rrn, Stan, TerminalId, TxnKind};
+    use recon::{ClearingFileId, ClearingRecord, MaskedCard};
+
+    fn row(line: u64, date: &str, merchant: &str) -> ClearingRecord {
+        ClearingRecord {
+            file: ClearingFileId(0),
+            line,
+            settlement_date: SettlementDate::parse(date).unwrap(),
+            merchant: Some(MerchantId::parse(merchant).unwrap()),
+            terminal: Some(TerminalId::parse("10000001").unwrap()),
+            batch: Some(BatchNo::new(1).unwrap()),
+            stan: Some(Stan::new(line as u32).unwrap()),
+            rrn: Some(Rrn::parse(&format!("{line:012}")).unwrap()),
+            auth_code: None,
+            kind: TxnKind::Purchase,
+            channel: Channel::Card,
+            card: MaskedCard::new("622202", "1234"),
+            amount: Amount::from_fen(100 * line as i64).unwrap(),
+            fee: Amount::from_fen(line as i64).unwrap(),
+            currency: Currency::CNY,
+            txn_time: Some(from_us(1_764_000_000_000_000 + line as i64)),
+            external_ref: None,
+        }
+    }
+
+    /// Rows imported now (chunks) and rows of a file imported before schema 9 (`clearing_rows`)
+    /// both reach a run, each file in line order, filtered by date and merchant.
+    #[test]
+    fn chunked_and_legacy_files_are_both_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { writer_cache_kib: 4 * 1024, cache_kib: 1024, ..StoreConfig::default() };
+        let store = SqliteStore::open(dir.path(), cfg).unwrap();
+        let (m1, m2) = ("898310048990001", "898310048990002");
+        let chunked: Vec<ClearingRecord> =
+            (2..20_000u64).map(|l| row(l, ["2026-11-25", "2026-11-23"][(l % 7 == 0) as usize], [m1, m2][(l % 2) as usize])).collect();
+        let mut import = store
+            .begin_clearing_import(NewClearingFile {
+                sha256_hex: "ab".repeat(32),
+                name: "new.csv".into(),
+                profile: "canonical".into(),
+                actor: "test".into(),
+                replace: false,
+            })
+            .unwrap();
+        for r in &chunked {
+            import.push(NewClearingRow { record: r.clone(), card_token: Some("cd".repeat(16)), sub_merchant_id: None }).unwrap();
+        }
+        let new_file = import.commit(0).unwrap();
+
+        // A file as schema 8 stored it.
+        let legacy: Vec<ClearingRecord> = (2..6u64).map(|l| row(l, "2026-11-26", m1)).collect();
+        let rows = legacy.clone();
+        let legacy_id = store
+            .write(move |ctx: &mut WriterCtx| -> Result<i64, StoreError> {
+                let c = &ctx.conn;
+                c.execute(
+                    "INSERT INTO clearing_files (sha256, name, profile, actor, imported_at_us, rows, bad_rows) \
+                     VALUES (?1, 'old.csv', 'canonical', 'test', 0, ?2, 0)",
+                    params!["ef".repeat(32), rows.len() as i64],
+                )?;
+                let id = c.last_insert_rowid();
+                c.execute(
+                    "INSERT INTO clearing_status (settlement_date, channel, file_id, rows, imported_at_us) VALUES (20261126, 'card', ?1, ?2, 0)",
+                    params![id, rows.len() as i64],
+                )?;
+                for r in &rows {
+                    c.execute(
+                        "INSERT INTO clearing_rows (file_id, line, settlement_date, merchant_id, terminal_id, batch_no, stan, rrn, \
+                         auth_code, kind, channel, card_bin, card_last4, card_token, amount_fen, fee_fen, txn_time_us, external_ref, currency) \
+                         VALUES (?1, ?2, 20261126, ?3, ?4, 1, ?5, ?6, NULL, 'purchase', 'card', '622202', '1234', NULL, ?7, ?8, ?9, NULL, 'CNY')",
+                        params![
+                            id,
+                            r.line as i64,
+                            r.merchant.as_ref().unwrap().as_str(),
+                            r.terminal.as_ref().unwrap().as_str(),
+                            r.stan.unwrap().get(),
+                            r.rrn.as_ref().unwrap().as_str(),
+                            r.amount.fen(),
+                            r.fee.fen(),
+                            r.txn_time.unwrap().timestamp_micros()
+                        ],
+                    )?;
+                }
+                Ok(id)
+            })
+            .unwrap();
+
+        let with_file = |rows: &[ClearingRecord], id: i64| -> Vec<ClearingRecord> {
+            rows.iter().cloned().map(|mut r| {
+                r.file = ClearingFileId(id);
+                r
+            }).collect()
+        };
+        let input = store.load_recon_input(SettlementDate::parse("2026-11-25").unwrap(), None).unwrap();
+        let mut want: Vec<_> = with_file(&chunked, new_file.id).into_iter().filter(|r| r.line % 7 != 0).collect();
+        want.extend(with_file(&legacy, legacy_id));
+        assert_eq!(input.clearing.len(), want.len());
+        assert_eq!(input.clearing, want);
+
+        let m = MerchantId::parse(m1).unwrap();
+        let input = store.load_recon_input(SettlementDate::parse("2026-11-26").unwrap(), Some(&m)).unwrap();
+        let want: Vec<_> = with_file(&chunked, new_file.id)
+            .into_iter()
+            .filter(|r| r.line % 7 != 0 && r.merchant.as_ref() == Some(&m))
+            .chain(with_file(&legacy, legacy_id))
+            .collect();
+        assert_eq!(input.clearing, want);
+    }
+}
