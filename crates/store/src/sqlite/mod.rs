@@ -11,6 +11,7 @@ mod migrations;
 mod pos;
 mod recon;
 mod txn;
+mod varint;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

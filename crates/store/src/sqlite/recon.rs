@@ -81,6 +81,9 @@ impl<T: Clone> IdCache<T> {
     }
 }
 
+/// The platform records and, index for index, their receive times (ms).
+type PlatformSide = (Vec<PlatformRecord>, Vec<i64>);
+
 /// A platform window of at least this many sequence numbers is read in two halves at once.
 const PLATFORM_SPLIT_MIN: i64 = 50_000;
 
@@ -579,8 +582,7 @@ impl ReconRepo for SqliteStore {
                     Ok((mark, files, rows, channels))
                 });
                 // Both halves in sequence order, the lower first: the same list one reader gives.
-                let mut platform: Result<(Vec<_>, (Vec<PlatformRecord>, Vec<i64>)), StoreError> =
-                    Ok((Vec::new(), (Vec::new(), Vec::new())));
+                let mut platform: Result<(Vec<_>, PlatformSide), StoreError> = Ok((Vec::new(), (Vec::new(), Vec::new())));
                 for part in parts {
                     let part = part.join().unwrap_or_else(|_| {
                         Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() })

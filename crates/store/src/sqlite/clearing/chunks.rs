@@ -16,6 +16,7 @@ use domain::{Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, Rrn, Stan
 use recon::{ClearingFileId, ClearingRecord, MaskedCard};
 
 use super::date_to_int;
+use crate::sqlite::varint::{put_i64, put_text, put_u64, Bytes};
 use crate::error::StoreError;
 use crate::sqlite::from_us;
 
@@ -118,57 +119,25 @@ impl ChunkWriter {
     }
 }
 
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_i64(out: &mut Vec<u8>, v: i64) {
-    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_text(out: &mut Vec<u8>, s: &str) {
-    put_u64(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
 fn bad(column: &'static str) -> StoreError {
     StoreError::Corrupt { column, value: "malformed clearing row chunk".into() }
 }
 
 const DATA: &str = "clearing_row_chunks.data";
 
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
+struct Reader<'a>(Bytes<'a>);
 
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad(DATA))?;
-        let s = &self.data[self.at..end];
-        self.at = end;
-        Ok(s)
+        self.0.take(n).ok_or_else(|| bad(DATA))
     }
 
     fn u64(&mut self) -> Result<u64, StoreError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.bytes(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(bad(DATA))
+        self.0.u64().ok_or_else(|| bad(DATA))
     }
 
     fn i64(&mut self) -> Result<i64, StoreError> {
-        let v = self.u64()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        self.0.i64().ok_or_else(|| bad(DATA))
     }
 
     fn u32(&mut self, column: &'static str) -> Result<u32, StoreError> {
@@ -176,8 +145,7 @@ impl<'a> Reader<'a> {
     }
 
     fn text(&mut self, column: &'static str) -> Result<&'a str, StoreError> {
-        let n = usize::try_from(self.u64()?).map_err(|_| bad(column))?;
-        std::str::from_utf8(self.bytes(n)?).map_err(|_| bad(column))
+        self.0.text().ok_or_else(|| bad(column))
     }
 
     fn parsed<T, E>(&mut self, column: &'static str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
@@ -203,9 +171,9 @@ pub(crate) fn decode(
     dates: &mut super::super::recon::DateCache,
     out: &mut Vec<ClearingRecord>,
 ) -> Result<(), StoreError> {
-    let mut r = Reader { data, at: 0 };
+    let mut r = Reader(Bytes::new(data));
     let mut line = u64::try_from(first_line).map_err(|_| bad("clearing_row_chunks.first_line"))?;
-    while r.at < data.len() {
+    while !r.0.at_end() {
         let b = r.bytes(2)?;
         let presence = u16::from_le_bytes([b[0], b[1]]);
         if presence & !KNOWN != 0 {
@@ -280,15 +248,15 @@ mod tests {
             file: ClearingFileId(7),
             line: 2 + 3 * n + n % 3,
             settlement_date: day,
-            merchant: (n % 4 != 0).then(|| MerchantId::parse(&format!("8983100489{:05}", n % 7)).unwrap()),
-            terminal: (n % 5 != 0).then(|| TerminalId::parse(&format!("T{:07}", n % 11)).unwrap()),
-            batch: (n % 2 == 0).then(|| BatchNo::new(n as u32 % 1000).unwrap()),
-            stan: (n % 3 != 0).then(|| Stan::new(n as u32 % 999_999).unwrap()),
+            merchant: (!n.is_multiple_of(4)).then(|| MerchantId::parse(&format!("8983100489{:05}", n % 7)).unwrap()),
+            terminal: (!n.is_multiple_of(5)).then(|| TerminalId::parse(&format!("T{:07}", n % 11)).unwrap()),
+            batch: n.is_multiple_of(2).then(|| BatchNo::new(n as u32 % 1000).unwrap()),
+            stan: (!n.is_multiple_of(3)).then(|| Stan::new(n as u32 % 999_999).unwrap()),
             rrn: (n % 6 != 1).then(|| Rrn::parse(&format!("{n:012}")).unwrap()),
             auth_code: (n % 2 == 1).then(|| AuthCode::parse(&format!("{:06}", n % 999_999)).unwrap()),
             kind: TxnKind::ALL[n as usize % TxnKind::ALL.len()],
             channel: Channel::ALL[n as usize % Channel::ALL.len()],
-            card: (n % 3 == 0).then(|| MaskedCard::new("622202", &format!("{:04}", n % 10_000)).unwrap()),
+            card: n.is_multiple_of(3).then(|| MaskedCard::new("622202", &format!("{:04}", n % 10_000)).unwrap()),
             amount: Amount::from_fen(n as i64 * 37 + 1).unwrap(),
             fee: Amount::from_fen(n as i64 % 50).unwrap(),
             currency: Currency::parse("CNY").unwrap(),
@@ -300,7 +268,7 @@ mod tests {
     fn encode(rows: &[ClearingRecord]) -> ChunkWriter {
         let mut w = ChunkWriter::new();
         for (i, r) in rows.iter().enumerate() {
-            let token = (i % 3 == 0).then(|| format!("{i:064x}"));
+            let token = i.is_multiple_of(3).then(|| format!("{i:064x}"));
             w.push(r, r.merchant.as_ref().map(MerchantId::as_str), token.as_deref());
         }
         w

@@ -18,6 +18,7 @@ use domain::Channel;
 use recon::{MatchPass, Outcome};
 
 use crate::error::StoreError;
+use crate::sqlite::varint::{put_i64, put_text, put_u64, Bytes};
 use crate::repo_recon::{ReconItemRef, ReconItemRow};
 
 /// Items per chunk at most: a page decodes at most two chunks of this size.
@@ -214,28 +215,10 @@ fn encode_item(out: &mut Vec<u8>, i: &ReconItemRef<'_>) {
     }
 }
 
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_i64(out: &mut Vec<u8>, v: i64) {
-    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_text(out: &mut Vec<u8>, s: &str) {
-    put_u64(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
 /// Reads the items of one chunk back, as stored: the fields the platform record holds itself
 /// are still to be filled in by the caller.
 pub(crate) struct ChunkReader<'a> {
-    data: &'a [u8],
-    at: usize,
+    data: Bytes<'a>,
     next_id: i64,
     merchant_id: Option<&'a str>,
     outcome: Outcome,
@@ -251,30 +234,19 @@ impl<'a> ChunkReader<'a> {
             .ok()
             .and_then(|i| Outcome::ALL.get(i).copied())
             .ok_or_else(|| StoreError::Corrupt { column: "recon_item_chunks.outcome", value: outcome.to_string() })?;
-        Ok(ChunkReader { data, at: 0, next_id: first_id, merchant_id, outcome })
+        Ok(ChunkReader { data: Bytes::new(data), next_id: first_id, merchant_id, outcome })
     }
 
     fn byte(&mut self) -> Result<u8, StoreError> {
-        let b = *self.data.get(self.at).ok_or_else(bad)?;
-        self.at += 1;
-        Ok(b)
-    }
-
-    fn u64(&mut self) -> Result<u64, StoreError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(bad())
+        Ok(self.data.take(1).ok_or_else(bad)?[0])
     }
 
     fn i64(&mut self) -> Result<i64, StoreError> {
-        let v = self.u64()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        self.data.i64().ok_or_else(bad)
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        self.data.u64().ok_or_else(bad)
     }
 
     fn u32(&mut self) -> Result<u32, StoreError> {
@@ -282,16 +254,12 @@ impl<'a> ChunkReader<'a> {
     }
 
     fn text(&mut self) -> Result<String, StoreError> {
-        let n = usize::try_from(self.u64()?).map_err(|_| bad())?;
-        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(bad)?;
-        let s = std::str::from_utf8(&self.data[self.at..end]).map_err(|_| bad())?.to_owned();
-        self.at = end;
-        Ok(s)
+        Ok(self.data.text().ok_or_else(bad)?.to_owned())
     }
 
     /// The next item, or `None` at the end of the chunk.
     pub(crate) fn next_item(&mut self) -> Result<Option<ReconItemRow>, StoreError> {
-        if self.at >= self.data.len() {
+        if self.data.at_end() {
             return Ok(None);
         }
         let presence = u16::from_le_bytes([self.byte()?, self.byte()?]);
