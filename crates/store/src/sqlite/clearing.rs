@@ -129,7 +129,7 @@ fn insert_rows(
         };
         let r = &row.record;
         let merchant = r.merchant.as_ref().map(|m| m.as_str()).or(resolved.as_deref());
-        chunk.push(r, merchant, row.card_token.as_deref().filter(|t| !t.is_empty()));
+        chunk.push(r, merchant, row.card_token.as_deref().filter(|t| !t.is_empty()))?;
         *per_day.entry((date_to_int(r.settlement_date), r.channel.as_str())).or_default() += 1;
     }
     if chunk.rows > 0 {

@@ -48,8 +48,14 @@ impl ChunkWriter {
     }
 
     /// Appends one row; `merchant` is the row's own or the resolved one, `token` the keyed card
-    /// token (never a PAN). Lines must come in increasing order.
-    pub(crate) fn push(&mut self, r: &ClearingRecord, merchant: Option<&str>, token: Option<&str>) {
+    /// token (never a PAN). Lines must come in increasing order (lines are stored as deltas).
+    pub(crate) fn push(&mut self, r: &ClearingRecord, merchant: Option<&str>, token: Option<&str>) -> Result<(), StoreError> {
+        if self.rows > 0 && r.line <= self.last_line {
+            return Err(StoreError::Invalid {
+                what: "clearing rows",
+                reason: format!("line {} came after line {}: rows must come in file order", r.line, self.last_line),
+            });
+        }
         if self.rows == 0 {
             self.first_line = r.line as i64;
             self.last_line = r.line;
@@ -116,6 +122,7 @@ impl ChunkWriter {
             put_text(out, e);
         }
         self.rows += 1;
+        Ok(())
     }
 }
 
@@ -269,7 +276,7 @@ mod tests {
         let mut w = ChunkWriter::new();
         for (i, r) in rows.iter().enumerate() {
             let token = i.is_multiple_of(3).then(|| format!("{i:064x}"));
-            w.push(r, r.merchant.as_ref().map(MerchantId::as_str), token.as_deref());
+            w.push(r, r.merchant.as_ref().map(MerchantId::as_str), token.as_deref()).unwrap();
         }
         w
     }
@@ -297,6 +304,18 @@ mod tests {
             .collect();
         assert!(!want.is_empty());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rows_out_of_file_order_are_refused() {
+        let mut w = ChunkWriter::new();
+        w.push(&row(5), None, None).unwrap();
+        let mut earlier = row(5);
+        earlier.line = 4;
+        assert!(matches!(w.push(&earlier, None, None), Err(StoreError::Invalid { .. })));
+        earlier.line = row(5).line;
+        assert!(w.push(&earlier, None, None).is_err(), "a repeated line is refused too");
+        assert_eq!(w.rows, 1);
     }
 
     /// A cut or damaged chunk is an error (or fewer whole rows), never a panic or a changed row.
