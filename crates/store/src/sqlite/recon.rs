@@ -81,6 +81,11 @@ impl<T: Clone> IdCache<T> {
     }
 }
 
+/// The result of a reader thread; a panic there is an internal error, not a crash.
+fn join_read<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, StoreError>>) -> Result<T, StoreError> {
+    h.join().unwrap_or_else(|_| Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() }))
+}
+
 /// The platform records and, index for index, their receive times (ms).
 type PlatformSide = (Vec<PlatformRecord>, Vec<i64>);
 
@@ -520,31 +525,59 @@ impl ReconRepo for SqliteStore {
     fn load_recon_input(&self, date: domain::SettlementDate, merchant: Option<&MerchantId>) -> Result<ReconInputData, StoreError> {
         let (from, to) = (date_to_int(date.pred()), date_to_int(date.succ()));
         let d = date_to_int(date);
-        // The two sides are read in parallel on two reader connections, each in its own read
-        // transaction. They must come from the same state of the database: each side notes the
+        // The two sides are read in parallel on reader connections, each in its own read
+        // transaction. They must come from the same state of the database: each reader notes the
         // newest record and file it sees, and a commit in between (marks differ) reads again.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            // The platform window first; then its two halves and the clearing side on three
-            // readers at once (the platform side is the larger: splitting it keeps both cores
-            // busy to the end).
-            let (wmark, window) = self.read(|c| {
-                c.execute_batch("BEGIN")?;
-                let mark = snapshot_mark(c)?;
-                let window = platform_window(c, from, to, merchant)?;
-                c.execute_batch("COMMIT")?;
-                Ok((mark, window))
-            })?;
-            let halves = match window {
-                None => Vec::new(),
-                Some((lo, hi)) if hi - lo < PLATFORM_SPLIT_MIN => vec![(lo, hi)],
-                Some((lo, hi)) => {
-                    let mid = lo + (hi - lo) / 2;
-                    vec![(lo, mid), (mid + 1, hi)]
-                }
-            };
+            // The clearing side on one reader; the platform window, then its two halves, on two
+            // more (the platform side is the larger: splitting it keeps both cores busy to the
+            // end).
             let (platform, clearing) = std::thread::scope(|s| {
+                let cl = s.spawn(|| {
+                    self.read(|c| {
+                        c.execute_batch("BEGIN")?;
+                        let mark = snapshot_mark(c)?;
+                        let t = std::time::Instant::now();
+                        let files = live_files(c, from, to)?;
+                        let rows = load_clearing(c, &files, from, to, merchant)?;
+                        side_timing("clearing", t, rows.len());
+                        let mut stmt = c.prepare(
+                            "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
+                             AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
+                        )?;
+                        let channels: Vec<String> = stmt.query_map([d], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                        let channels = channels
+                            .iter()
+                            .map(|ch| Channel::parse(ch).map_err(|_| corrupt("clearing_status.channel", ch)))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        drop(stmt);
+                        c.execute_batch("COMMIT")?;
+                        Ok((mark, files, rows, channels))
+                    })
+                });
+                // Meanwhile the platform window, then its two halves.
+                let (wmark, window) = match self.read(|c| {
+                    c.execute_batch("BEGIN")?;
+                    let mark = snapshot_mark(c)?;
+                    let t = std::time::Instant::now();
+                    let window = platform_window(c, from, to, merchant)?;
+                    side_timing("platform window", t, 0);
+                    c.execute_batch("COMMIT")?;
+                    Ok((mark, window))
+                }) {
+                    Ok(w) => w,
+                    Err(e) => return (Err(e), join_read(cl)),
+                };
+                let halves = match window {
+                    None => Vec::new(),
+                    Some((lo, hi)) if hi - lo < PLATFORM_SPLIT_MIN => vec![(lo, hi)],
+                    Some((lo, hi)) => {
+                        let mid = lo + (hi - lo) / 2;
+                        vec![(lo, mid), (mid + 1, hi)]
+                    }
+                };
                 let parts: Vec<_> = halves
                     .iter()
                     .map(|&range| {
@@ -561,32 +594,10 @@ impl ReconRepo for SqliteStore {
                         })
                     })
                     .collect();
-                let cl = self.read(|c| {
-                    c.execute_batch("BEGIN")?;
-                    let mark = snapshot_mark(c)?;
-                    let t = std::time::Instant::now();
-                    let files = live_files(c, from, to)?;
-                    let rows = load_clearing(c, &files, from, to, merchant)?;
-                    side_timing("clearing", t, rows.len());
-                    let mut stmt = c.prepare(
-                        "SELECT DISTINCT s.channel FROM clearing_status s JOIN clearing_files f ON f.id = s.file_id \
-                         AND f.superseded_by IS NULL WHERE s.settlement_date = ?1 ORDER BY s.channel",
-                    )?;
-                    let channels: Vec<String> = stmt.query_map([d], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                    let channels = channels
-                        .iter()
-                        .map(|ch| Channel::parse(ch).map_err(|_| corrupt("clearing_status.channel", ch)))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    drop(stmt);
-                    c.execute_batch("COMMIT")?;
-                    Ok((mark, files, rows, channels))
-                });
                 // Both halves in sequence order, the lower first: the same list one reader gives.
                 let mut platform: Result<(Vec<_>, PlatformSide), StoreError> = Ok((Vec::new(), (Vec::new(), Vec::new())));
                 for part in parts {
-                    let part = part.join().unwrap_or_else(|_| {
-                        Err(StoreError::Invalid { what: "read", reason: "internal error while reading".into() })
-                    });
+                    let part = join_read(part);
                     platform = match (platform, part) {
                         (Ok((mut marks, (mut records, mut received))), Ok((mark, (more, more_received)))) => {
                             marks.push(mark);
@@ -601,14 +612,19 @@ impl ReconRepo for SqliteStore {
                         (Err(e), _) | (_, Err(e)) => Err(e),
                     };
                 }
-                (platform, cl)
+                // Every half must have read the state the window was taken from.
+                let platform = platform.map(|(marks, side)| {
+                    (if marks.iter().all(|m| *m == wmark) { wmark } else { (None, None, -1) }, side)
+                });
+                (platform, join_read(cl))
             });
-            let (pmarks, (mut platform, mut received_ms)) = platform?;
-            let pmark = if pmarks.iter().all(|m| *m == wmark) { wmark } else { (None, None, -1) };
+            let (pmark, (mut platform, mut received_ms)) = platform?;
             // What terminals reported in batch uploads and the host never had joins the same
             // run as its own source (`batch_upload`), ahead of the records (negative ids keep
             // the list in id order).
+            let t = std::time::Instant::now();
             let uploaded = self.read(|c| load_batch_upload_items(c, from, to, merchant, &platform))?;
+            side_timing("batch uploads", t, uploaded.len());
             if !uploaded.is_empty() {
                 received_ms.splice(0..0, std::iter::repeat_n(0, uploaded.len()));
                 platform.splice(0..0, uploaded);
