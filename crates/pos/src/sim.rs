@@ -395,6 +395,8 @@ pub struct SimReport {
     pub settled_balanced: u64,
     pub settled_unbalanced: u64,
     pub reply_mac_failures: u64,
+    /// Why the first terminal that stopped early stopped (connection, sign-on, ...).
+    pub first_error: Option<String>,
 }
 
 impl SimReport {
@@ -464,7 +466,14 @@ pub async fn run(cfg: SimConfig) -> Result<SimReport, SimError> {
                 report.reply_mac_failures += r.reply_mac_failures;
                 latencies.extend(l);
             }
-            Ok(Err(_)) | Err(_) => report.errors += 1,
+            Ok(Err(e)) => {
+                report.errors += 1;
+                report.first_error.get_or_insert_with(|| e.to_string());
+            }
+            Err(e) => {
+                report.errors += 1;
+                report.first_error.get_or_insert_with(|| format!("terminal task failed: {e}"));
+            }
         }
     }
     report.elapsed = started.elapsed();

@@ -182,6 +182,9 @@ fn terminal_sim(a: TerminalSimArgs) -> anyhow::Result<ExitCode> {
     let r = rt.block_on(pos::sim::run(cfg))?;
     let declined: u64 = r.declined.values().sum();
     println!("approved {}  declined {}  errors {}", r.approved, declined, r.errors);
+    if let Some(e) = &r.first_error {
+        println!("  a terminal stopped early: {e}");
+    }
     for (code, n) in &r.declined {
         println!("  declined {code}: {n}");
     }

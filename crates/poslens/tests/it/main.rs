@@ -261,7 +261,11 @@ fn demo_serves_generated_data_and_reuses_it() {
         .output()
         .unwrap();
     let sim_out = String::from_utf8_lossy(&sim.stdout);
-    assert!(sim_out.contains("approved 60  declined 0  errors 0") && sim_out.contains("3 balanced"), "{sim_out}");
+    assert!(
+        sim_out.contains("approved 60  declined 0  errors 0") && sim_out.contains("3 balanced"),
+        "{sim_out}\n{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
     for user in ["demo-staff", "demo-bank", "demo-auditor", "demo-admin"] {
         login(&base, user, "poslens-demo");
     }
