@@ -250,7 +250,6 @@ fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, me
         "SELECT first_line, data FROM clearing_row_chunks WHERE file_id = ?1 AND max_date >= ?2 AND min_date <= ?3 ORDER BY first_line",
     )?;
     let mut has_chunks = c.prepare_cached("SELECT EXISTS (SELECT 1 FROM clearing_row_chunks WHERE file_id = ?1)")?;
-    let mut legacy = Vec::new();
     for (file, _) in files {
         if has_chunks.query_row([file], |r| r.get::<_, bool>(0))? {
             let mut rows = chunk_stmt.query(params![file, from, to])?;
@@ -259,18 +258,16 @@ fn load_clearing(c: &Connection, files: &[(i64, String)], from: i64, to: i64, me
                 chunks_of_clearing::decode(data, *file, r.get(0)?, &keep, &mut dates, &mut out)?;
             }
         } else {
-            legacy.clear();
-            legacy.push((*file, String::new()));
-            load_clearing_rows(c, &legacy, from, to, merchant, &mut out)?;
+            load_clearing_rows(c, *file, from, to, merchant, &mut out)?;
         }
     }
     Ok(out)
 }
 
-/// Rows of files imported before schema 9, from `clearing_rows`.
+/// Rows of a file imported before schema 9, from `clearing_rows` (one primary-key range).
 fn load_clearing_rows(
     c: &Connection,
-    files: &[(i64, String)],
+    file: i64,
     from: i64,
     to: i64,
     merchant: Option<&MerchantId>,
@@ -288,44 +285,42 @@ fn load_clearing_rows(
     sql.push_str(" ORDER BY cr.line");
     let mut stmt = c.prepare(&sql)?;
     let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
-    for (file, _) in files {
-        let mut rows = match merchant {
-            Some(m) => stmt.query(params![file, from, to, m.as_str()])?,
-            None => stmt.query(params![file, from, to])?,
-        };
-        while let Some(r) = rows.next()? {
-            let kind = text(r, 9, "clearing_rows.kind")?;
-            let channel = text(r, 10, "clearing_rows.channel")?;
-            let currency = text(r, 17, "clearing_rows.currency")?;
-            out.push(ClearingRecord {
-                file: ClearingFileId(r.get(0)?),
-                line: r.get::<_, i64>(1)? as u64,
-                settlement_date: dates.get(r.get(2)?)?,
-                merchant: match opt_text(r, 3, "clearing_rows.merchant_id")? {
-                    Some(m) => Some(merchants.get(m, "clearing_rows.merchant_id", MerchantId::parse)?),
-                    None => None,
-                },
-                terminal: match opt_text(r, 4, "clearing_rows.terminal_id")? {
-                    Some(t) => Some(terminals.get(t, "clearing_rows.terminal_id", TerminalId::parse)?),
-                    None => None,
-                },
-                batch: opt_num(r.get(5)?, "clearing_rows.batch_no", BatchNo::new)?,
-                stan: opt_num(r.get(6)?, "clearing_rows.stan", Stan::new)?,
-                rrn: opt_id(opt_text(r, 7, "clearing_rows.rrn")?, "clearing_rows.rrn", Rrn::parse)?,
-                auth_code: opt_id(opt_text(r, 8, "clearing_rows.auth_code")?, "clearing_rows.auth_code", AuthCode::parse)?,
-                kind: TxnKind::parse(kind).map_err(|_| corrupt("clearing_rows.kind", kind))?,
-                channel: Channel::parse(channel).map_err(|_| corrupt("clearing_rows.channel", channel))?,
-                card: match (opt_text(r, 11, "clearing_rows.card_bin")?, opt_text(r, 12, "clearing_rows.card_last4")?) {
-                    (Some(b), Some(l)) => MaskedCard::new(b, l),
-                    _ => None,
-                },
-                amount: Amount::from_fen(r.get(13)?).map_err(|_| corrupt("clearing_rows.amount_fen", "?"))?,
-                fee: Amount::from_fen(r.get(14)?).map_err(|_| corrupt("clearing_rows.fee_fen", "?"))?,
-                currency: Currency::parse(currency).map_err(|_| corrupt("clearing_rows.currency", currency))?,
-                txn_time: r.get::<_, Option<i64>>(15)?.map(from_us),
-                external_ref: opt_text(r, 16, "clearing_rows.external_ref")?.map(str::to_owned),
-            });
-        }
+    let mut rows = match merchant {
+        Some(m) => stmt.query(params![file, from, to, m.as_str()])?,
+        None => stmt.query(params![file, from, to])?,
+    };
+    while let Some(r) = rows.next()? {
+        let kind = text(r, 9, "clearing_rows.kind")?;
+        let channel = text(r, 10, "clearing_rows.channel")?;
+        let currency = text(r, 17, "clearing_rows.currency")?;
+        out.push(ClearingRecord {
+            file: ClearingFileId(r.get(0)?),
+            line: r.get::<_, i64>(1)? as u64,
+            settlement_date: dates.get(r.get(2)?)?,
+            merchant: match opt_text(r, 3, "clearing_rows.merchant_id")? {
+                Some(m) => Some(merchants.get(m, "clearing_rows.merchant_id", MerchantId::parse)?),
+                None => None,
+            },
+            terminal: match opt_text(r, 4, "clearing_rows.terminal_id")? {
+                Some(t) => Some(terminals.get(t, "clearing_rows.terminal_id", TerminalId::parse)?),
+                None => None,
+            },
+            batch: opt_num(r.get(5)?, "clearing_rows.batch_no", BatchNo::new)?,
+            stan: opt_num(r.get(6)?, "clearing_rows.stan", Stan::new)?,
+            rrn: opt_id(opt_text(r, 7, "clearing_rows.rrn")?, "clearing_rows.rrn", Rrn::parse)?,
+            auth_code: opt_id(opt_text(r, 8, "clearing_rows.auth_code")?, "clearing_rows.auth_code", AuthCode::parse)?,
+            kind: TxnKind::parse(kind).map_err(|_| corrupt("clearing_rows.kind", kind))?,
+            channel: Channel::parse(channel).map_err(|_| corrupt("clearing_rows.channel", channel))?,
+            card: match (opt_text(r, 11, "clearing_rows.card_bin")?, opt_text(r, 12, "clearing_rows.card_last4")?) {
+                (Some(b), Some(l)) => MaskedCard::new(b, l),
+                _ => None,
+            },
+            amount: Amount::from_fen(r.get(13)?).map_err(|_| corrupt("clearing_rows.amount_fen", "?"))?,
+            fee: Amount::from_fen(r.get(14)?).map_err(|_| corrupt("clearing_rows.fee_fen", "?"))?,
+            currency: Currency::parse(currency).map_err(|_| corrupt("clearing_rows.currency", currency))?,
+            txn_time: r.get::<_, Option<i64>>(15)?.map(from_us),
+            external_ref: opt_text(r, 16, "clearing_rows.external_ref")?.map(str::to_owned),
+        });
     }
     Ok(())
 }
