@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_drop_settlement_date_index.sql")),
     (8, include_str!("../../migrations/0008_recon_item_chunks.sql")),
     (9, include_str!("../../migrations/0009_clearing_row_chunks.sql")),
+    (10, include_str!("../../migrations/0010_txn_record_chunks.sql")),
 ];
 
 pub(crate) fn latest() -> i64 {

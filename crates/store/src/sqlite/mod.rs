@@ -10,6 +10,7 @@ pub(crate) mod ids;
 mod migrations;
 mod pos;
 mod recon;
+mod record_chunks;
 mod txn;
 mod varint;
 

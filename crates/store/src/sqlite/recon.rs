@@ -12,6 +12,7 @@ use recon::{ClearingFileId, ClearingRecord, MaskedCard, MatchPass, Outcome, Plat
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::clearing::chunks as chunks_of_clearing;
+use super::record_chunks;
 use super::clearing::{date_to_int, int_to_date};
 use super::txn::settlement_time_range_us;
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
@@ -142,8 +143,54 @@ fn platform_window(c: &Connection, from: i64, to: i64, merchant: Option<&Merchan
 }
 
 /// The platform records of sequence window `lo..=hi` dated D-1..D+1 (see [`platform_window`]),
-/// in sequence order, with their receive times (ms).
-fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, (lo, hi): (i64, i64)) -> Result<(Vec<PlatformRecord>, Vec<i64>), StoreError> {
+/// in sequence order, with their receive times (ms): decoded from the record chunks that cover
+/// the window, and read from `txn_records` where no chunk does; then given their statuses.
+fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, (lo, hi): (i64, i64)) -> Result<PlatformSide, StoreError> {
+    // Room for the whole window at once: growing a vector of a million records copies it
+    // several times over into freshly faulted pages.
+    let window = usize::try_from(hi - lo + 1).unwrap_or(0).min(WINDOW_RESERVE_MAX);
+    let mut side: PlatformSide = (Vec::with_capacity(window), Vec::with_capacity(window));
+    let mut dates = DateCache::default();
+    let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant };
+    let mut chunk_stmt = c.prepare_cached(
+        "SELECT first_seq, last_seq, min_date, max_date, data FROM txn_record_chunks \
+         WHERE first_seq BETWEEN ?1 AND ?2 AND last_seq >= ?3 ORDER BY first_seq",
+    )?;
+    let mut chunks = chunk_stmt.query(params![lo.saturating_sub(record_chunks::RECORD_CHUNK_MAX - 1), hi, lo])?;
+    // The first sequence of the window not yet read.
+    let mut next = lo;
+    while let Some(r) = chunks.next()? {
+        let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+        if first < next && next > lo {
+            return Err(corrupt("txn_record_chunks.first_seq", format!("chunk at {first} overlaps the one before")));
+        }
+        if first > next {
+            load_platform_rows(c, from, to, merchant, (next, first - 1), &mut side)?;
+        }
+        let (min_date, max_date): (i64, i64) = (r.get(2)?, r.get(3)?);
+        if max_date >= from && min_date <= to {
+            let data = r.get_ref(4)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
+            record_chunks::decode(data, first, &keep, &mut dates, &mut side.0, &mut side.1)?;
+        }
+        next = next.max(last.saturating_add(1));
+    }
+    if next <= hi {
+        load_platform_rows(c, from, to, merchant, (next, hi), &mut side)?;
+    }
+    apply_statuses(c, (lo, hi), &mut side)?;
+    Ok(side)
+}
+
+/// Appends the records of sequences `lo..=hi` dated D-1..D+1 read from `txn_records`, in
+/// sequence order, with a placeholder status ([`apply_statuses`] sets it).
+fn load_platform_rows(
+    c: &Connection,
+    from: i64,
+    to: i64,
+    merchant: Option<&MerchantId>,
+    (lo, hi): (i64, i64),
+    (platform, received_ms): &mut PlatformSide,
+) -> Result<(), StoreError> {
     let mut sql = String::from(
         "SELECT r.seq, r.received_at_us, r.merchant_id, r.terminal_id, r.batch_no, r.stan, r.rrn, r.auth_code, r.kind, \
          r.channel, r.card_bin, r.card_last4, r.amount_fen, r.currency, r.response_code, r.txn_time_us, \
@@ -154,36 +201,13 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
         sql.push_str(" AND r.merchant_id = ?5");
     }
     sql.push_str(" ORDER BY r.seq");
-    let mut stmt = c.prepare(&sql)?;
+    let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = match merchant {
         Some(m) => stmt.query(params![from, to, lo, hi, m.as_str()])?,
         None => stmt.query(params![from, to, lo, hi])?,
     };
-    // The status projection, merged by sequence (both in sequence order) rather than looked up
-    // record by record.
-    let mut status_stmt = c.prepare("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
-    let mut statuses = status_stmt.query(params![lo, hi])?;
-    let mut status_row = statuses.next()?;
-    // Room for the whole window at once: growing a vector of a million records copies it
-    // several times over into freshly faulted pages.
-    let window = usize::try_from(hi - lo + 1).unwrap_or(0).min(WINDOW_RESERVE_MAX);
-    let mut platform = Vec::with_capacity(window);
-    let mut received_ms = Vec::with_capacity(window);
     let (mut dates, mut merchants, mut terminals) = (DateCache::default(), IdCache::default(), IdCache::default());
     while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let status = loop {
-            match status_row {
-                Some(s) if s.get::<_, i64>(0)? < seq => status_row = statuses.next()?,
-                Some(s) if s.get::<_, i64>(0)? == seq => {
-                    let st = text(s, 1, "txn_status.status")?;
-                    break Some(TxnStatus::parse(st).map_err(|_| corrupt("txn_status.status", st))?);
-                }
-                _ => break None,
-            }
-        };
-        // A record without its projection is left out, as the join did.
-        let Some(status) = status else { continue };
         let received_us: i64 = r.get(1)?;
         let kind = text(r, 8, "txn_records.kind")?;
         let channel = text(r, 9, "txn_records.channel")?;
@@ -191,7 +215,7 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
         let rc = text(r, 14, "txn_records.response_code")?;
         let source = text(r, 19, "txn_records.source")?;
         let rec = PlatformRecord {
-            id: PlatformId(seq),
+            id: PlatformId(r.get(0)?),
             merchant: merchants.get(text(r, 2, "txn_records.merchant_id")?, "txn_records.merchant_id", MerchantId::parse)?,
             terminal: match opt_text(r, 3, "txn_records.terminal_id")? {
                 Some(t) => Some(terminals.get(t, "txn_records.terminal_id", TerminalId::parse)?),
@@ -205,7 +229,7 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
             channel: Channel::parse(channel).map_err(|_| corrupt("txn_records.channel", channel))?,
             approved: ResponseCode::parse(rc).map(|c| c.is_approved()).map_err(|_| corrupt("txn_records.response_code", rc))?,
             is_reversal: r.get::<_, i64>(18)? != 0,
-            status,
+            status: TxnStatus::Approved,
             amount: Amount::from_fen(r.get(12)?).map_err(|_| corrupt("txn_records.amount_fen", "?"))?,
             currency: Currency::parse(currency).map_err(|_| corrupt("txn_records.currency", currency))?,
             card: match (opt_text(r, 10, "txn_records.card_bin")?, opt_text(r, 11, "txn_records.card_last4")?) {
@@ -221,7 +245,39 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
         received_ms.push(received_us.div_euclid(1000));
         platform.push(rec);
     }
-    Ok((platform, received_ms))
+    Ok(())
+}
+
+/// Gives each record (in sequence order, all within `lo..=hi`) its status from `txn_status`,
+/// merged by sequence rather than looked up record by record; a record without one is left
+/// out, as a join would.
+fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, received_ms): &mut PlatformSide) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+    let mut statuses = stmt.query(params![lo, hi])?;
+    let mut status_row = statuses.next()?;
+    let mut kept = 0;
+    for i in 0..platform.len() {
+        let seq = platform[i].id.0;
+        let status = loop {
+            match status_row {
+                Some(s) if s.get::<_, i64>(0)? < seq => status_row = statuses.next()?,
+                Some(s) if s.get::<_, i64>(0)? == seq => {
+                    let st = text(s, 1, "txn_status.status")?;
+                    break Some(TxnStatus::parse(st).map_err(|_| corrupt("txn_status.status", st))?);
+                }
+                _ => break None,
+            }
+        };
+        if let Some(status) = status {
+            platform[i].status = status;
+            platform.swap(kept, i);
+            received_ms.swap(kept, i);
+            kept += 1;
+        }
+    }
+    platform.truncate(kept);
+    received_ms.truncate(kept);
+    Ok(())
 }
 
 /// The live files with rows of D-1..D+1, by id.

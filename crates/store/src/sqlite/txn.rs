@@ -19,6 +19,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
 
 use super::admin::{insert_merchant, insert_terminal, load_merchant};
 use super::chain::{ChainHead, RecordRef, RecordRow, GENESIS};
+use super::record_chunks::RecordChunkWriter;
 use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::{BulkError, IngestError, ItemError, ItemReason, LineError, StoreError};
 use crate::model::*;
@@ -585,6 +586,7 @@ fn store_one(
     opts: IngestOptions,
     cache: &mut IngestCache,
     scratch: &mut Vec<u8>,
+    chunks: Option<&mut RecordChunkWriter>,
 ) -> Result<Result<Stored, ItemReason>, StoreError> {
     // Merchant and terminal.
     let mid = t.merchant_id.as_str();
@@ -725,6 +727,12 @@ fn store_one(
             });
         }
         Err(e) => return Err(e.into()),
+    }
+    if let Some(w) = chunks {
+        if !w.takes(seq) {
+            w.flush(conn)?;
+        }
+        w.push(&row)?;
     }
     if let (RrnLookup::Map(m), Some(rrn)) = (&mut cache.rrns, &t.rrn) {
         m.add(t.merchant_id.as_str(), rrn.as_str(), seq);
@@ -1500,7 +1508,7 @@ pub(crate) fn ingest_in(
     let WriterCtx { conn, head } = ctx;
     let mut hot = HotStatements::new(conn)?;
     for (index, t) in batch.iter().enumerate() {
-        match store_one(conn, head, &mut hot, t, opts, &mut cache, &mut scratch)? {
+        match store_one(conn, head, &mut hot, t, opts, &mut cache, &mut scratch, None)? {
             Ok(s) => {
                 let duplicate = matches!(s, Stored::Duplicate { .. });
                 results.push(IngestResult {
@@ -1559,6 +1567,8 @@ impl TxnRepo for SqliteStore {
                 let mut errors = Vec::new();
                 let mut errors_total = 0usize;
                 let mut deferred: Option<DeferredIndexes> = None;
+                // What reconciliation reads of the stored records, written beside them.
+                let mut chunks = RecordChunkWriter::new();
                 let WriterCtx { conn, head } = ctx;
                 let conn: &Connection = conn;
                 // Prepared after the first chunk decided whether to drop the deferred indexes.
@@ -1580,7 +1590,7 @@ impl TxnRepo for SqliteStore {
                             };
                             for (line_no, t) in &items {
                                 let line_no = *line_no;
-                                match store_one(conn, head, hot, t, ingest_opts, &mut cache, &mut scratch)? {
+                                match store_one(conn, head, hot, t, ingest_opts, &mut cache, &mut scratch, Some(&mut chunks))? {
                                     Ok(Stored::Inserted { .. }) => report.inserted += 1,
                                     Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
                                     Err(reason) => {
@@ -1617,6 +1627,7 @@ impl TxnRepo for SqliteStore {
                 report.merchants_created = cache.merchants_created;
                 report.terminals_created = cache.terminals_created;
                 if errors.is_empty() && !rejected {
+                    chunks.flush(conn)?;
                     if let Some(d) = deferred {
                         d.rebuild(conn)?;
                     }

@@ -262,3 +262,56 @@ fn refunds_by_rrn_find_the_same_originals_while_a_large_import_builds_the_rrn_in
     let check: String = raw_conn(&deferred.store).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }
+
+/// A bulk import also writes what reconciliation reads of its records as chunks; a run decodes
+/// them, reads the records stored one at a time from the table, and takes every status from
+/// the status projection, which later follow-ups change. Whatever the mix, a run sees exactly
+/// what it sees with no chunks at all.
+#[test]
+fn reconciliation_reads_chunks_and_table_alike() {
+    let f = fixture();
+    let day = SettlementDate::parse("2026-11-25").unwrap();
+    let bulk = |from: u64, to: u64| {
+        let mut lines = (from..=to).map(|n| BulkLine { line_no: n, object: Ok(line(n)) });
+        f.store
+            .bulk_ingest(&mut lines, &key(), Source::Import, BulkOptions { create_missing: true, errors_max: 0 }, &mut |_| {})
+            .unwrap()
+    };
+    assert_eq!(bulk(1, 300).inserted, 300);
+    // Stored one at a time, between two imports: no chunk covers these.
+    let single = purchase(900, 4_200, "2026-11-25T12:00:00+08:00");
+    ingest_ok(&f.store, vec![single.clone(), purchase(901, 4_300, "2026-11-25T12:01:00+08:00")]);
+    // Its follow-ups void, refund and reverse records of the first import.
+    assert_eq!(bulk(301, 600).inserted, 300);
+    ingest_ok(&f.store, vec![reversal_of(&single)]);
+
+    let c = raw_conn(&f.store);
+    let chunks: i64 = c.query_row("SELECT count(*) FROM txn_record_chunks", [], |r| r.get(0)).unwrap();
+    let covered: i64 = c.query_row("SELECT coalesce(sum(rows), 0) FROM txn_record_chunks", [], |r| r.get(0)).unwrap();
+    assert_eq!((chunks, covered), (2, 600), "one chunk per import, every imported record in one");
+
+    let m2 = mid(M2);
+    let with_chunks = (f.store.load_recon_input(day, None).unwrap(), f.store.load_recon_input(day, Some(&m2)).unwrap());
+    assert_eq!(with_chunks.0.platform.len(), 603);
+    assert!(with_chunks.1.platform.len() > 100 && with_chunks.1.platform.iter().all(|r| r.merchant == m2));
+    let status_of = |seq: i64| with_chunks.0.platform.iter().find(|r| r.id.0 == seq).map(|r| r.status);
+    assert_eq!(status_of(301), Some(TxnStatus::Reversed), "the record stored alone, reversed later");
+    assert!(with_chunks.0.platform.iter().any(|r| r.id.0 <= 300 && r.status == TxnStatus::Voided));
+
+    // The run really reads the chunks: a damaged one is an error naming it.
+    c.execute_batch(
+        "CREATE TEMP TABLE kept AS SELECT * FROM txn_record_chunks; DELETE FROM txn_record_chunks; \
+         INSERT INTO txn_record_chunks SELECT first_seq, last_seq, rows, min_date, max_date, substr(data, 1, length(data) - 3) FROM kept",
+    )
+    .unwrap();
+    let err = f.store.load_recon_input(day, None).unwrap_err();
+    assert!(err.to_string().contains("txn_record_chunks"), "{err}");
+
+    c.execute("DELETE FROM txn_record_chunks", []).unwrap();
+    let from_table = (f.store.load_recon_input(day, None).unwrap(), f.store.load_recon_input(day, Some(&m2)).unwrap());
+    for (a, b) in [(&with_chunks.0, &from_table.0), (&with_chunks.1, &from_table.1)] {
+        assert_eq!(a.platform, b.platform);
+        let ids = |x: &ReconInputData| x.platform.iter().map(|r| x.txn_id(r.id)).collect::<Vec<_>>();
+        assert_eq!(ids(a), ids(b));
+    }
+}
