@@ -193,6 +193,8 @@ struct IngestCache {
     merchants_created: u64,
     terminals_created: u64,
     rrns: RrnLookup,
+    /// A bulk import's record chunks (`record_chunks`): each stored record joins one.
+    chunks: Option<RecordChunkWriter>,
 }
 
 /// How the writer finds an original named by RRN.
@@ -586,7 +588,6 @@ fn store_one(
     opts: IngestOptions,
     cache: &mut IngestCache,
     scratch: &mut Vec<u8>,
-    chunks: Option<&mut RecordChunkWriter>,
 ) -> Result<Result<Stored, ItemReason>, StoreError> {
     // Merchant and terminal.
     let mid = t.merchant_id.as_str();
@@ -728,7 +729,7 @@ fn store_one(
         }
         Err(e) => return Err(e.into()),
     }
-    if let Some(w) = chunks {
+    if let Some(w) = &mut cache.chunks {
         if !w.takes(seq) {
             w.flush(conn)?;
         }
@@ -1508,7 +1509,7 @@ pub(crate) fn ingest_in(
     let WriterCtx { conn, head } = ctx;
     let mut hot = HotStatements::new(conn)?;
     for (index, t) in batch.iter().enumerate() {
-        match store_one(conn, head, &mut hot, t, opts, &mut cache, &mut scratch, None)? {
+        match store_one(conn, head, &mut hot, t, opts, &mut cache, &mut scratch)? {
             Ok(s) => {
                 let duplicate = matches!(s, Stored::Duplicate { .. });
                 results.push(IngestResult {
@@ -1568,7 +1569,7 @@ impl TxnRepo for SqliteStore {
                 let mut errors_total = 0usize;
                 let mut deferred: Option<DeferredIndexes> = None;
                 // What reconciliation reads of the stored records, written beside them.
-                let mut chunks = RecordChunkWriter::new();
+                cache.chunks = Some(RecordChunkWriter::new());
                 let WriterCtx { conn, head } = ctx;
                 let conn: &Connection = conn;
                 // Prepared after the first chunk decided whether to drop the deferred indexes.
@@ -1590,7 +1591,7 @@ impl TxnRepo for SqliteStore {
                             };
                             for (line_no, t) in &items {
                                 let line_no = *line_no;
-                                match store_one(conn, head, hot, t, ingest_opts, &mut cache, &mut scratch, Some(&mut chunks))? {
+                                match store_one(conn, head, hot, t, ingest_opts, &mut cache, &mut scratch)? {
                                     Ok(Stored::Inserted { .. }) => report.inserted += 1,
                                     Ok(Stored::Duplicate { .. }) => report.duplicates += 1,
                                     Err(reason) => {
@@ -1627,7 +1628,9 @@ impl TxnRepo for SqliteStore {
                 report.merchants_created = cache.merchants_created;
                 report.terminals_created = cache.terminals_created;
                 if errors.is_empty() && !rejected {
-                    chunks.flush(conn)?;
+                    if let Some(w) = &mut cache.chunks {
+                        w.flush(conn)?;
+                    }
                     if let Some(d) = deferred {
                         d.rebuild(conn)?;
                     }
