@@ -12,11 +12,14 @@ use crate::{ClearingRecord, PlatformRecord};
 pub struct ReconConfig {
     /// The `fuzzy` pass pairs records whose times differ by at most this many seconds.
     pub fuzzy_window_secs: i64,
+    /// Threads the matching passes may use; 0: as many as the machine has. The outcome is
+    /// the same for any number.
+    pub threads: usize,
 }
 
 impl Default for ReconConfig {
     fn default() -> Self {
-        ReconConfig { fuzzy_window_secs: 300 }
+        ReconConfig { fuzzy_window_secs: 300, threads: 0 }
     }
 }
 
@@ -77,62 +80,38 @@ pub fn reconcile<'a>(input: &Input<'a>) -> Result<Report<'a>, ReconError> {
             OUT
         }
     };
-    let mut meta: Vec<Meta> = p.iter().map(|r| Meta::new(r, day_of(r.settlement_date))).collect();
     let c_day: Vec<i8> = c.iter().map(|r| day_of(r.settlement_date)).collect();
     let c_order = canonical_clearing_order(c, &c_day);
-    let c_dup_of = mark_duplicates(c, &c_order);
+    let threads = match input.config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Marking duplicates reads only the clearing side: it runs beside the platform side's
+    // preparation.
+    let (mut meta, c_dup_of) = std::thread::scope(|s| {
+        let dups = (threads > 1 && c.len() >= PARALLEL_MIN).then(|| s.spawn(|| mark_duplicates(c, &c_order)));
+        let meta: Vec<Meta> = p.iter().map(|r| Meta::new(r, day_of(r.settlement_date))).collect();
+        let c_dup_of = match dups {
+            Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => mark_duplicates(c, &c_order),
+        };
+        (meta, c_dup_of)
+    });
 
     let mut c_match = vec![NONE; c.len()];
     let mut c_pass = vec![0u8; c.len()];
     let mut rows_left: Vec<u32> = c_order.iter().copied().filter(|&ci| c_dup_of[ci as usize] == NONE).collect();
     let mut records_left: Vec<u32> = (0..p.len() as u32).filter(|&pi| meta[pi as usize].day != OUT).collect();
+    let mut scratch = PassScratch::default();
     for pass in MatchPass::ALL {
         if rows_left.is_empty() || records_left.is_empty() {
             break;
         }
-        let mut heads: FastMap<u128, u32> = FastMap::with_capacity_and_hasher(records_left.len(), FoldBuild);
-        for &pi in &records_left {
-            if let Some(key) = platform_key(pass, &p[pi as usize]) {
-                let head = heads.entry(key).or_insert(NONE);
-                meta[pi as usize].next = *head;
-                *head = pi;
-            }
-        }
-        for cross_day in [false, true] {
-            for &ci in &rows_left {
-                let ci = ci as usize;
-                if c_match[ci] != NONE {
-                    continue;
-                }
-                let row = &c[ci];
-                let Some(key) = clearing_key(pass, row) else { continue };
-                let Some(&head) = heads.get(&key) else { continue };
-                let row_day = c_day[ci];
-                let row_merchant = row.merchant.as_ref().map(merchant_bits);
-                let mut best: Option<(u32, Rank)> = None;
-                let mut pi = head;
-                while pi != NONE {
-                    let m = &meta[pi as usize];
-                    let day_ok = if cross_day {
-                        (row_day == 0 && m.day != 0) || (row_day != 0 && m.day == 0)
-                    } else {
-                        row_day == m.day
-                    };
-                    if m.matched == NONE && day_ok && row_merchant.is_none_or(|rm| rm == m.merchant) {
-                        if let Some(rank) = pair_rank(pass, m, &p[pi as usize], row, input.config.fuzzy_window_secs) {
-                            if best.as_ref().is_none_or(|(_, b)| rank < *b) {
-                                best = Some((pi, rank));
-                            }
-                        }
-                    }
-                    pi = m.next;
-                }
-                if let Some((pi, _)) = best {
-                    meta[pi as usize].matched = ci as u32;
-                    c_match[ci] = pi;
-                    c_pass[ci] = pass as u8 + 1;
-                }
-            }
+        let pairs = match_pass(pass, p, c, &meta, &c_day, &records_left, &rows_left, input.config, threads, &mut scratch);
+        for (ci, pi) in pairs {
+            meta[pi as usize].matched = ci;
+            c_match[ci as usize] = pi;
+            c_pass[ci as usize] = pass as u8 + 1;
         }
         rows_left.retain(|&ci| c_match[ci as usize] == NONE);
         records_left.retain(|&pi| meta[pi as usize].matched == NONE);
@@ -244,8 +223,6 @@ struct Meta {
     merchant: u128,
     id: i64,
     amount_fen: i64,
-    /// Next record with the same key in the current pass, or `NONE`.
-    next: u32,
     /// The clearing row this record is paired with, or `NONE`.
     matched: u32,
     kind: TxnKind,
@@ -270,7 +247,6 @@ impl Meta {
             merchant: merchant_bits(&r.merchant),
             id: r.id.0,
             amount_fen: r.amount.fen(),
-            next: NONE,
             matched: NONE,
             kind: r.kind,
             day,
@@ -290,18 +266,18 @@ struct Rank {
     id: i64,
 }
 
-fn pair_rank(pass: MatchPass, m: &Meta, record: &PlatformRecord, row: &ClearingRecord, window_secs: i64) -> Option<Rank> {
+fn pair_rank(pass: MatchPass, m: &Cand, row: &Probe, p: &[PlatformRecord], c: &[ClearingRecord], window_secs: i64) -> Option<Rank> {
     let mut time_distance_secs = 0;
     match pass {
         MatchPass::Key | MatchPass::Rrn => {}
         MatchPass::ExternalRef => {
-            if record.external_ref != row.external_ref {
+            if p[m.pi as usize].external_ref != c[row.ci as usize].external_ref {
                 return None;
             }
         }
         MatchPass::Fuzzy => {
-            let row_time = row.txn_time?;
-            time_distance_secs = (row_time - record.txn_time).num_seconds().abs();
+            let row_time = c[row.ci as usize].txn_time?;
+            time_distance_secs = (row_time - p[m.pi as usize].txn_time).num_seconds().abs();
             if m.kind != row.kind || time_distance_secs > window_secs {
                 return None;
             }
@@ -314,6 +290,246 @@ fn pair_rank(pass: MatchPass, m: &Meta, record: &PlatformRecord, row: &ClearingR
         is_reversal: m.flags & REVERSAL != 0,
         id: m.id,
     })
+}
+
+/// Inputs of at least this many records or rows are worth a second thread.
+const PARALLEL_MIN: usize = 16_384;
+
+/// Records per partition aimed at: a partition's candidates, chains and map stay in cache.
+const PARTITION_RECORDS: usize = 2048;
+
+/// At most 2^12 partitions.
+const PARTITION_BITS_MAX: u32 = 12;
+
+/// A platform record as one pass sees it: its key and what ranking reads, side by side.
+#[derive(Clone, Copy)]
+struct Cand {
+    key: u128,
+    merchant: u128,
+    id: i64,
+    pi: u32,
+    kind: TxnKind,
+    day: i8,
+    flags: u8,
+}
+
+/// A clearing row as one pass sees it.
+#[derive(Clone, Copy)]
+struct Probe {
+    key: u128,
+    merchant: u128,
+    ci: u32,
+    kind: TxnKind,
+    day: i8,
+    has_merchant: bool,
+}
+
+/// Buffers one pass fills, kept for the next.
+#[derive(Default)]
+struct PassScratch {
+    record_keys: Vec<(u128, u16)>,
+    row_keys: Vec<(u128, u16)>,
+    cands: Vec<Cand>,
+    probes: Vec<Probe>,
+    cand_starts: Vec<usize>,
+    probe_starts: Vec<usize>,
+}
+
+/// Which partition a key falls in (its high bits after a multiplicative mix).
+fn partition_of(key: u128, bits: u32) -> u16 {
+    if bits == 0 {
+        return 0;
+    }
+    let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - bits)) as u16
+}
+
+/// No partition: the record or row has no key in this pass.
+const NO_PARTITION: u16 = u16::MAX;
+
+/// Start offsets (one per partition, plus the end) of items counted by partition.
+fn starts_of(keys: &[(u128, u16)], parts: usize, starts: &mut Vec<usize>) {
+    starts.clear();
+    starts.resize(parts + 1, 0);
+    for &(_, part) in keys {
+        if part != NO_PARTITION {
+            starts[usize::from(part) + 1] += 1;
+        }
+    }
+    for i in 0..parts {
+        starts[i + 1] += starts[i];
+    }
+}
+
+/// One matching pass: the records and rows still unpaired are split by key into partitions
+/// (rows keep their canonical order within each), and each partition is matched on its own.
+/// Records and rows of different keys never compete, so this pairs exactly as one pass over
+/// everything in canonical order would; partitions small enough to stay in cache make it
+/// several times faster, and they are shared among `threads`.
+#[allow(clippy::too_many_arguments)]
+fn match_pass(
+    pass: MatchPass,
+    p: &[PlatformRecord],
+    c: &[ClearingRecord],
+    meta: &[Meta],
+    c_day: &[i8],
+    records_left: &[u32],
+    rows_left: &[u32],
+    config: ReconConfig,
+    threads: usize,
+    s: &mut PassScratch,
+) -> Vec<(u32, u32)> {
+    let bits = (records_left.len() / PARTITION_RECORDS).max(1).next_power_of_two().trailing_zeros().min(PARTITION_BITS_MAX);
+    let parts = 1usize << bits;
+    s.record_keys.clear();
+    s.record_keys.extend(records_left.iter().map(|&pi| match platform_key(pass, &p[pi as usize]) {
+        Some(key) => (key, partition_of(key, bits)),
+        None => (0, NO_PARTITION),
+    }));
+    s.row_keys.clear();
+    s.row_keys.extend(rows_left.iter().map(|&ci| match clearing_key(pass, &c[ci as usize]) {
+        Some(key) => (key, partition_of(key, bits)),
+        None => (0, NO_PARTITION),
+    }));
+    starts_of(&s.record_keys, parts, &mut s.cand_starts);
+    starts_of(&s.row_keys, parts, &mut s.probe_starts);
+    if s.cand_starts[parts] == 0 || s.probe_starts[parts] == 0 {
+        return Vec::new();
+    }
+
+    let mut at = s.cand_starts[..parts].to_vec();
+    let blank_cand = Cand { key: 0, merchant: 0, id: 0, pi: 0, kind: TxnKind::Purchase, day: 0, flags: 0 };
+    s.cands.clear();
+    s.cands.resize(s.cand_starts[parts], blank_cand);
+    for (&pi, &(key, part)) in records_left.iter().zip(&s.record_keys) {
+        if part == NO_PARTITION {
+            continue;
+        }
+        let m = &meta[pi as usize];
+        let slot = &mut at[usize::from(part)];
+        s.cands[*slot] = Cand { key, merchant: m.merchant, id: m.id, pi, kind: m.kind, day: m.day, flags: m.flags };
+        *slot += 1;
+    }
+    let mut at = s.probe_starts[..parts].to_vec();
+    let blank_probe = Probe { key: 0, merchant: 0, ci: 0, kind: TxnKind::Purchase, day: 0, has_merchant: false };
+    s.probes.clear();
+    s.probes.resize(s.probe_starts[parts], blank_probe);
+    for (&ci, &(key, part)) in rows_left.iter().zip(&s.row_keys) {
+        if part == NO_PARTITION {
+            continue;
+        }
+        let row = &c[ci as usize];
+        let slot = &mut at[usize::from(part)];
+        s.probes[*slot] = Probe {
+            key,
+            merchant: row.merchant.as_ref().map_or(0, merchant_bits),
+            ci,
+            kind: row.kind,
+            day: c_day[ci as usize],
+            has_merchant: row.merchant.is_some(),
+        };
+        *slot += 1;
+    }
+
+    // Contiguous runs of partitions of about equal work, one per thread.
+    let work = s.cand_starts[parts] + s.probe_starts[parts];
+    let threads = if work >= PARALLEL_MIN { threads.clamp(1, parts) } else { 1 };
+    let mut bounds = vec![0usize];
+    for part in 1..parts {
+        let done = s.cand_starts[part] + s.probe_starts[part];
+        if done * threads >= work * bounds.len() && bounds.len() < threads {
+            bounds.push(part);
+        }
+    }
+    bounds.push(parts);
+    let window = config.fuzzy_window_secs;
+    let (cands, probes, cand_starts, probe_starts) = (&s.cands, &s.probes, &s.cand_starts, &s.probe_starts);
+    let run = |from: usize, to: usize| {
+        let mut local = PartitionScratch::default();
+        let mut pairs = Vec::new();
+        for part in from..to {
+            let cs = &cands[cand_starts[part]..cand_starts[part + 1]];
+            let ps = &probes[probe_starts[part]..probe_starts[part + 1]];
+            match_partition(pass, cs, ps, p, c, window, &mut local, &mut pairs);
+        }
+        pairs
+    };
+    if bounds.len() <= 2 {
+        return run(0, parts);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds.windows(2).skip(1).map(|w| scope.spawn(move || run(w[0], w[1]))).collect();
+        let mut pairs = run(bounds[0], bounds[1]);
+        for h in handles {
+            pairs.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        pairs
+    })
+}
+
+#[derive(Default)]
+struct PartitionScratch {
+    heads: FastMap<u128, u32>,
+    next: Vec<u32>,
+    taken: Vec<bool>,
+    row_done: Vec<bool>,
+}
+
+/// Pairs the rows of one partition (in canonical order) with its records: first each row with
+/// records of its own settlement date, then across one day (D with D-1 or D+1). Appends
+/// `(row, record)` pairs to `out`.
+#[allow(clippy::too_many_arguments)]
+fn match_partition(
+    pass: MatchPass,
+    cands: &[Cand],
+    probes: &[Probe],
+    p: &[PlatformRecord],
+    c: &[ClearingRecord],
+    window_secs: i64,
+    local: &mut PartitionScratch,
+    out: &mut Vec<(u32, u32)>,
+) {
+    if cands.is_empty() || probes.is_empty() {
+        return;
+    }
+    local.heads.clear();
+    local.next.clear();
+    for (i, cand) in cands.iter().enumerate() {
+        let head = local.heads.entry(cand.key).or_insert(NONE);
+        local.next.push(*head);
+        *head = i as u32;
+    }
+    local.taken.clear();
+    local.taken.resize(cands.len(), false);
+    local.row_done.clear();
+    local.row_done.resize(probes.len(), false);
+    for cross_day in [false, true] {
+        for (j, row) in probes.iter().enumerate() {
+            if local.row_done[j] {
+                continue;
+            }
+            let Some(&head) = local.heads.get(&row.key) else { continue };
+            let mut best: Option<(u32, Rank)> = None;
+            let mut i = head;
+            while i != NONE {
+                let m = &cands[i as usize];
+                let day_ok = if cross_day { (row.day == 0) != (m.day == 0) } else { row.day == m.day };
+                if !local.taken[i as usize] && day_ok && (!row.has_merchant || row.merchant == m.merchant) {
+                    if let Some(rank) = pair_rank(pass, m, row, p, c, window_secs) {
+                        if best.as_ref().is_none_or(|(_, b)| rank < *b) {
+                            best = Some((i, rank));
+                        }
+                    }
+                }
+                i = local.next[i as usize];
+            }
+            if let Some((i, _)) = best {
+                local.taken[i as usize] = true;
+                local.row_done[j] = true;
+                out.push((row.ci, cands[i as usize].pi));
+            }
+        }
+    }
 }
 
 /// Up to 16 ASCII bytes packed into an integer key (ids are at most 15 characters).

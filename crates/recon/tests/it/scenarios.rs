@@ -113,3 +113,30 @@ proptest! {
         prop_assert_eq!(pending_before, pending_after);
     }
 }
+
+/// The matching passes split their work by key into partitions shared among threads: any
+/// number of threads gives the same items in the same order, even where many records compete
+/// for the same rows.
+#[test]
+fn the_thread_count_changes_nothing() {
+    let rates = ScenarioRates { duplicate_in_clearing: 0.08, matched_by_fuzzy: 0.12, date_shift_platform_side: 0.08, ..ScenarioRates::default() };
+    let s = generate(5, 20_000, &rates);
+    let run_with = |threads: usize| {
+        let input = Input {
+            settlement_date: s.settlement_date,
+            platform: &s.platform,
+            clearing: &s.clearing,
+            channels_with_clearing: &s.channels_with_clearing,
+            config: ReconConfig { threads, ..ReconConfig::default() },
+        };
+        let report = reconcile(&input).unwrap();
+        let passes: Vec<_> = report.items.iter().map(|i| i.match_pass).collect();
+        (items_by_identifiers(&report), passes, report.summary)
+    };
+    let one = run_with(1);
+    assert!(one.0.len() > 19_000);
+    for threads in [2, 5] {
+        assert!(run_with(threads) == one, "{threads} threads");
+    }
+    assert_matches_ground_truth(&s);
+}
