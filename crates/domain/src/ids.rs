@@ -52,6 +52,22 @@ macro_rules! text_id {
                 // Only ASCII letters and digits get in (`parse`), so this never falls back.
                 std::str::from_utf8(&self.0).unwrap_or_default()
             }
+
+            /// The id's ASCII bytes (no UTF-8 check: for keys and hashes in hot loops).
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.0
+            }
+
+            /// From stored bytes: exactly the id's length of ASCII letters and digits, with no
+            /// trimming (for compact encodings that hold ids as `parse` left them).
+            pub fn from_ascii(b: &[u8]) -> Result<Self, IdError> {
+                let bytes: [u8; $len] =
+                    b.try_into().map_err(|_| IdError::Length { what: $what, expected: $expected, len: b.len() })?;
+                if !bytes.iter().all(u8::is_ascii_alphanumeric) {
+                    return Err(IdError::Charset { what: $what, allowed: "ASCII letters and digits" });
+                }
+                Ok($name(bytes))
+            }
         }
 
         impl FromStr for $name {

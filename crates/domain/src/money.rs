@@ -95,6 +95,14 @@ impl Currency {
         Err(MoneyError::Currency(s.to_owned()))
     }
 
+    /// From a code exactly as [`Currency::as_str`] gives it (`CNY`), for compact encodings.
+    pub fn from_code_bytes(b: &[u8]) -> Option<Currency> {
+        Self::TABLE.iter().find(|(alpha, _)| alpha.as_bytes() == b).map(|(alpha, _)| {
+            let a = alpha.as_bytes();
+            Currency([a[0], a[1], a[2]])
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("currency codes are ASCII")
     }

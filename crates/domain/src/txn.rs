@@ -24,6 +24,14 @@ macro_rules! word_enum {
                 match self { $($name::$variant => $word),+ }
             }
 
+            /// The variant whose word is exactly `b` (for compact encodings; no UTF-8 check).
+            pub fn from_word_bytes(b: &[u8]) -> Option<Self> {
+                $(if b == $word.as_bytes() {
+                    return Some($name::$variant);
+                })+
+                None
+            }
+
             pub fn parse(s: &str) -> Result<Self, ParseEnumError> {
                 match s {
                     $($word => Ok($name::$variant),)+

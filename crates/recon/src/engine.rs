@@ -533,27 +533,27 @@ fn match_partition(
 }
 
 /// Up to 16 ASCII bytes packed into an integer key (ids are at most 15 characters).
-fn pack16(s: &str) -> u128 {
+fn pack16(s: &[u8]) -> u128 {
     let mut b = [0u8; 16];
     let n = s.len().min(16);
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    b[..n].copy_from_slice(&s[..n]);
     u128::from_le_bytes(b)
 }
 
 fn merchant_bits(m: &domain::MerchantId) -> u128 {
-    pack16(m.as_str())
+    pack16(m.as_bytes())
 }
 
 fn terminal_bits(t: &domain::TerminalId) -> u64 {
     let mut b = [0u8; 8];
-    let s = t.as_str().as_bytes();
+    let s = t.as_bytes();
     let n = s.len().min(8);
     b[..n].copy_from_slice(&s[..n]);
     u64::from_le_bytes(b)
 }
 
 fn rrn_bits(r: &domain::Rrn) -> u128 {
-    pack16(r.as_str())
+    pack16(r.as_bytes())
 }
 
 fn external_ref_bits(s: &str) -> u128 {

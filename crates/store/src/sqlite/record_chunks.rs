@@ -185,9 +185,10 @@ impl<'a> Reader<'a> {
         self.0.text().ok_or_else(|| bad(column))
     }
 
-    fn parsed<T, E>(&mut self, column: &'static str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
-        let s = self.text(column)?;
-        parse(s).map_err(|_| StoreError::Corrupt { column, value: s.to_owned() })
+    /// A field parsed from its bytes (ids, words, codes) without a UTF-8 check.
+    fn word<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> Result<T, StoreError> {
+        let b = self.0.field().ok_or_else(|| bad(column))?;
+        parse(b).ok_or_else(|| StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
     }
 }
 
@@ -224,13 +225,15 @@ pub(crate) fn decode(
         let date = i64::try_from(r.u64()?).map_err(|_| bad("txn_record_chunks.settlement_date"))?;
         let txn_time_us = received_us.wrapping_add(r.i64()?);
         let amount = Amount::from_fen(r.i64()?).map_err(|_| bad("txn_record_chunks.amount_fen"))?;
-        let merchant = r.text("txn_record_chunks.merchant_id")?;
-        let kind = r.parsed("txn_record_chunks.kind", TxnKind::parse)?;
-        let channel = r.parsed("txn_record_chunks.channel", Channel::parse)?;
-        let currency = r.parsed("txn_record_chunks.currency", Currency::parse)?;
-        let approved = r.parsed("txn_record_chunks.response_code", ResponseCode::parse)?.is_approved();
-        let source = r.parsed("txn_record_chunks.source", Source::parse)?;
-        let terminal = if has(TERMINAL) { Some(r.parsed("txn_record_chunks.terminal_id", TerminalId::parse)?) } else { None };
+        let merchant = r.0.field().ok_or_else(|| bad("txn_record_chunks.merchant_id"))?;
+        let kind = r.word("txn_record_chunks.kind", TxnKind::from_word_bytes)?;
+        let channel = r.word("txn_record_chunks.channel", Channel::from_word_bytes)?;
+        let currency = r.word("txn_record_chunks.currency", Currency::from_code_bytes)?;
+        let approved = r.word("txn_record_chunks.response_code", |b| {
+            (b.len() == 2 && b.iter().all(u8::is_ascii_alphanumeric)).then_some(b == ResponseCode::APPROVED.as_str().as_bytes())
+        })?;
+        let source = r.word("txn_record_chunks.source", Source::from_word_bytes)?;
+        let terminal = if has(TERMINAL) { Some(r.word("txn_record_chunks.terminal_id", |b| TerminalId::from_ascii(b).ok())?) } else { None };
         let batch = if has(BATCH) {
             Some(BatchNo::new(r.u32("txn_record_chunks.batch_no")?).map_err(|_| bad("txn_record_chunks.batch_no"))?)
         } else {
@@ -238,8 +241,8 @@ pub(crate) fn decode(
         };
         let stan =
             if has(STAN) { Some(Stan::new(r.u32("txn_record_chunks.stan")?).map_err(|_| bad("txn_record_chunks.stan"))?) } else { None };
-        let rrn = if has(RRN) { Some(r.parsed("txn_record_chunks.rrn", Rrn::parse)?) } else { None };
-        let auth_code = if has(AUTH_CODE) { Some(r.parsed("txn_record_chunks.auth_code", AuthCode::parse)?) } else { None };
+        let rrn = if has(RRN) { Some(r.word("txn_record_chunks.rrn", |b| Rrn::from_ascii(b).ok())?) } else { None };
+        let auth_code = if has(AUTH_CODE) { Some(r.word("txn_record_chunks.auth_code", |b| AuthCode::from_ascii(b).ok())?) } else { None };
         let card = if has(CARD) {
             let b = r.0.take(10).ok_or_else(|| bad(DATA))?;
             let s = std::str::from_utf8(b).map_err(|_| bad("txn_record_chunks.card"))?;
@@ -252,14 +255,14 @@ pub(crate) fn decode(
         if seq < keep.seqs.0 || seq > keep.seqs.1 || date < keep.from || date > keep.to {
             continue;
         }
-        if keep.merchant.is_some_and(|m| m.as_str() != merchant) {
+        if keep.merchant.is_some_and(|m| m.as_bytes() != merchant) {
             continue;
         }
         out.push(PlatformRecord {
             id: PlatformId(seq),
-            merchant: MerchantId::parse(merchant).map_err(|_| StoreError::Corrupt {
+            merchant: MerchantId::from_ascii(merchant).map_err(|_| StoreError::Corrupt {
                 column: "txn_record_chunks.merchant_id",
-                value: merchant.to_owned(),
+                value: String::from_utf8_lossy(merchant).into_owned(),
             })?,
             terminal,
             batch,

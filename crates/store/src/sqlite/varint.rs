@@ -58,6 +58,12 @@ impl<'a> Bytes<'a> {
         Some(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
+    /// A length-prefixed field's bytes, unchecked (for ASCII ids and words parsed from bytes).
+    pub(crate) fn field(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        self.take(n)
+    }
+
     pub(crate) fn text(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.u64()?).ok()?;
         std::str::from_utf8(self.take(n)?).ok()

@@ -155,9 +155,10 @@ impl<'a> Reader<'a> {
         self.0.text().ok_or_else(|| bad(column))
     }
 
-    fn parsed<T, E>(&mut self, column: &'static str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, StoreError> {
-        let s = self.text(column)?;
-        parse(s).map_err(|_| StoreError::Corrupt { column, value: s.to_owned() })
+    /// A field parsed from its bytes (ids, words, codes) without a UTF-8 check.
+    fn word<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> Result<T, StoreError> {
+        let b = self.0.field().ok_or_else(|| bad(column))?;
+        parse(b).ok_or_else(|| StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
     }
 }
 
@@ -189,13 +190,13 @@ pub(crate) fn decode(
         let has = |bit: u16| presence & bit != 0;
         line = line.checked_add(r.u64()?).ok_or_else(|| bad(DATA))?;
         let date = i64::try_from(r.u64()?).map_err(|_| bad(DATA))?;
-        let kind = r.parsed("clearing_row_chunks.kind", TxnKind::parse)?;
-        let channel = r.parsed("clearing_row_chunks.channel", Channel::parse)?;
-        let currency = r.parsed("clearing_row_chunks.currency", Currency::parse)?;
+        let kind = r.word("clearing_row_chunks.kind", TxnKind::from_word_bytes)?;
+        let channel = r.word("clearing_row_chunks.channel", Channel::from_word_bytes)?;
+        let currency = r.word("clearing_row_chunks.currency", Currency::from_code_bytes)?;
         let amount = Amount::from_fen(r.i64()?).map_err(|_| bad("clearing_row_chunks.amount"))?;
         let fee = Amount::from_fen(r.i64()?).map_err(|_| bad("clearing_row_chunks.fee"))?;
-        let merchant = if has(MERCHANT) { Some(r.parsed("clearing_row_chunks.merchant_id", MerchantId::parse)?) } else { None };
-        let terminal = if has(TERMINAL) { Some(r.parsed("clearing_row_chunks.terminal_id", TerminalId::parse)?) } else { None };
+        let merchant = if has(MERCHANT) { Some(r.word("clearing_row_chunks.merchant_id", |b| MerchantId::from_ascii(b).ok())?) } else { None };
+        let terminal = if has(TERMINAL) { Some(r.word("clearing_row_chunks.terminal_id", |b| TerminalId::from_ascii(b).ok())?) } else { None };
         let batch = if has(BATCH) {
             Some(BatchNo::new(r.u32("clearing_row_chunks.batch_no")?).map_err(|_| bad("clearing_row_chunks.batch_no"))?)
         } else {
@@ -203,17 +204,17 @@ pub(crate) fn decode(
         };
         let stan =
             if has(STAN) { Some(Stan::new(r.u32("clearing_row_chunks.stan")?).map_err(|_| bad("clearing_row_chunks.stan"))?) } else { None };
-        let rrn = if has(RRN) { Some(r.parsed("clearing_row_chunks.rrn", Rrn::parse)?) } else { None };
-        let auth_code = if has(AUTH_CODE) { Some(r.parsed("clearing_row_chunks.auth_code", AuthCode::parse)?) } else { None };
+        let rrn = if has(RRN) { Some(r.word("clearing_row_chunks.rrn", |b| Rrn::from_ascii(b).ok())?) } else { None };
+        let auth_code = if has(AUTH_CODE) { Some(r.word("clearing_row_chunks.auth_code", |b| AuthCode::from_ascii(b).ok())?) } else { None };
         let card = if has(CARD) {
             let b = r.bytes(10)?;
             let s = std::str::from_utf8(b).map_err(|_| bad("clearing_row_chunks.card"))?;
-            Some(MaskedCard::new(&s[..6], &s[6..]).ok_or_else(|| bad("clearing_row_chunks.card"))?)
+            Some(s.get(..6).zip(s.get(6..)).and_then(|(b, l)| MaskedCard::new(b, l)).ok_or_else(|| bad("clearing_row_chunks.card"))?)
         } else {
             None
         };
         if has(TOKEN) {
-            r.text("clearing_row_chunks.card_token")?;
+            r.0.field().ok_or_else(|| bad("clearing_row_chunks.card_token"))?;
         }
         let txn_time: Option<DateTime<Utc>> = if has(TIME) { Some(from_us(r.i64()?)) } else { None };
         let external_ref = if has(EXTERNAL_REF) { Some(r.text("clearing_row_chunks.external_ref")?) } else { None };
