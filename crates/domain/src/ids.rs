@@ -28,12 +28,14 @@ fn check_chars(
 /// trimmed first, as the wire pads fixed `ans` fields with them.
 ///
 /// Kept inline as their ASCII bytes, not as a `String`: a reconciliation run holds millions of
-/// them, and an id is cloned, hashed and compared without touching the heap.
+/// them, and an id is cloned, hashed and compared without touching the heap. The bytes are a
+/// `TinyAsciiStr`, which is ASCII by construction, so `as_str` costs no UTF-8 check (a run
+/// writes millions of ids into items and CSV lines).
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $what:literal, $len:literal, $expected:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name([u8; $len]);
+        pub struct $name(tinystr::TinyAsciiStr<$len>);
 
         impl $name {
             pub const LEN: usize = $len;
@@ -41,32 +43,38 @@ macro_rules! text_id {
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 let s = s.trim_end_matches(' ');
                 check_chars($what, s, "ASCII letters and digits", |b| b.is_ascii_alphanumeric())?;
-                let bytes: [u8; $len] = s
-                    .as_bytes()
-                    .try_into()
-                    .map_err(|_| IdError::Length { what: $what, expected: $expected, len: s.chars().count() })?;
-                Ok($name(bytes))
+                if s.len() != $len {
+                    return Err(IdError::Length { what: $what, expected: $expected, len: s.chars().count() });
+                }
+                Self::from_checked(s.as_bytes())
+            }
+
+            /// From exactly `$len` ASCII letters and digits (checked by the caller).
+            fn from_checked(b: &[u8]) -> Result<Self, IdError> {
+                tinystr::TinyAsciiStr::try_from_utf8(b)
+                    .map($name)
+                    .map_err(|_| IdError::Charset { what: $what, allowed: "ASCII letters and digits" })
             }
 
             pub fn as_str(&self) -> &str {
-                // Only ASCII letters and digits get in (`parse`), so this never falls back.
-                std::str::from_utf8(&self.0).unwrap_or_default()
+                self.0.as_str()
             }
 
             /// The id's ASCII bytes (no UTF-8 check: for keys and hashes in hot loops).
             pub fn as_bytes(&self) -> &[u8] {
-                &self.0
+                self.0.all_bytes()
             }
 
             /// From stored bytes: exactly the id's length of ASCII letters and digits, with no
             /// trimming (for compact encodings that hold ids as `parse` left them).
             pub fn from_ascii(b: &[u8]) -> Result<Self, IdError> {
-                let bytes: [u8; $len] =
-                    b.try_into().map_err(|_| IdError::Length { what: $what, expected: $expected, len: b.len() })?;
-                if !bytes.iter().all(u8::is_ascii_alphanumeric) {
+                if b.len() != $len {
+                    return Err(IdError::Length { what: $what, expected: $expected, len: b.len() });
+                }
+                if !b.iter().all(u8::is_ascii_alphanumeric) {
                     return Err(IdError::Charset { what: $what, allowed: "ASCII letters and digits" });
                 }
-                Ok($name(bytes))
+                Self::from_checked(b)
             }
         }
 

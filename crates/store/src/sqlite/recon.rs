@@ -262,8 +262,10 @@ fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, received_ms):
             match status_row {
                 Some(s) if s.get::<_, i64>(0)? < seq => status_row = statuses.next()?,
                 Some(s) if s.get::<_, i64>(0)? == seq => {
-                    let st = text(s, 1, "txn_status.status")?;
-                    break Some(TxnStatus::parse(st).map_err(|_| corrupt("txn_status.status", st))?);
+                    let st = s.get_ref(1)?.as_bytes().map_err(|_| corrupt("txn_status.status", "not text"))?;
+                    break Some(
+                        TxnStatus::from_word_bytes(st).ok_or_else(|| corrupt("txn_status.status", String::from_utf8_lossy(st)))?,
+                    );
                 }
                 _ => break None,
             }
