@@ -102,12 +102,11 @@ pub fn reconcile<'a>(input: &Input<'a>) -> Result<Report<'a>, ReconError> {
     let mut c_pass = vec![0u8; c.len()];
     let mut rows_left: Vec<u32> = c_order.iter().copied().filter(|&ci| c_dup_of[ci as usize] == NONE).collect();
     let mut records_left: Vec<u32> = (0..p.len() as u32).filter(|&pi| meta[pi as usize].day != OUT).collect();
-    let mut scratch = PassScratch::default();
     for pass in MatchPass::ALL {
         if rows_left.is_empty() || records_left.is_empty() {
             break;
         }
-        let pairs = match_pass(pass, p, c, &meta, &c_day, &records_left, &rows_left, input.config, threads, &mut scratch);
+        let pairs = match_pass(pass, p, c, &meta, &c_day, &records_left, &rows_left, input.config, threads);
         for (ci, pi) in pairs {
             meta[pi as usize].matched = ci;
             c_match[ci as usize] = pi;
@@ -324,17 +323,6 @@ struct Probe {
     has_merchant: bool,
 }
 
-/// Buffers one pass fills, kept for the next.
-#[derive(Default)]
-struct PassScratch {
-    record_keys: Vec<(u128, u16)>,
-    row_keys: Vec<(u128, u16)>,
-    cands: Vec<Cand>,
-    probes: Vec<Probe>,
-    cand_starts: Vec<usize>,
-    probe_starts: Vec<usize>,
-}
-
 /// Which partition a key falls in (its high bits after a multiplicative mix).
 fn partition_of(key: u128, bits: u32) -> u16 {
     if bits == 0 {
@@ -347,25 +335,80 @@ fn partition_of(key: u128, bits: u32) -> u16 {
 /// No partition: the record or row has no key in this pass.
 const NO_PARTITION: u16 = u16::MAX;
 
-/// Start offsets (one per partition, plus the end) of items counted by partition.
-fn starts_of(keys: &[(u128, u16)], parts: usize, starts: &mut Vec<usize>) {
-    starts.clear();
-    starts.resize(parts + 1, 0);
-    for &(_, part) in keys {
-        if part != NO_PARTITION {
-            starts[usize::from(part) + 1] += 1;
+/// One thread's share of one side, split by partition: partition `p` is
+/// `items[starts[p]..starts[p + 1]]`, in the share's order.
+struct Split<T> {
+    items: Vec<T>,
+    starts: Vec<usize>,
+}
+
+impl<T: Copy> Split<T> {
+    /// Keys `ids` with `key_of`, then places each keyed one, made by `make`, in its partition
+    /// (stable: the order of `ids` is kept within each).
+    fn of(ids: &[u32], bits: u32, key_of: impl Fn(u32) -> Option<u128>, make: impl Fn(u32, u128) -> T) -> Split<T> {
+        let parts = 1usize << bits;
+        let keys: Vec<(u128, u16)> = ids
+            .iter()
+            .map(|&i| match key_of(i) {
+                Some(key) => (key, partition_of(key, bits)),
+                None => (0, NO_PARTITION),
+            })
+            .collect();
+        let mut starts = vec![0usize; parts + 1];
+        for &(_, part) in &keys {
+            if part != NO_PARTITION {
+                starts[usize::from(part) + 1] += 1;
+            }
         }
+        for p in 0..parts {
+            starts[p + 1] += starts[p];
+        }
+        let mut items = Vec::new();
+        if let Some(first) = ids.iter().zip(&keys).find(|(_, k)| k.1 != NO_PARTITION).map(|(&i, k)| make(i, k.0)) {
+            items.resize(starts[parts], first);
+            let mut at = starts[..parts].to_vec();
+            for (&i, &(key, part)) in ids.iter().zip(&keys) {
+                if part != NO_PARTITION {
+                    let slot = &mut at[usize::from(part)];
+                    items[*slot] = make(i, key);
+                    *slot += 1;
+                }
+            }
+        }
+        Split { items, starts }
     }
-    for i in 0..parts {
-        starts[i + 1] += starts[i];
+
+    fn len_of(&self, part: usize) -> usize {
+        self.starts[part + 1] - self.starts[part]
     }
+
+    fn part(&self, part: usize) -> &[T] {
+        &self.items[self.starts[part]..self.starts[part + 1]]
+    }
+}
+
+/// Splits `ids` into `shares` contiguous pieces and runs `f` on each, on its own thread past the
+/// first; results in order.
+fn in_shares<'i, R: Send>(ids: &'i [u32], shares: usize, f: impl Fn(&'i [u32]) -> R + Sync) -> Vec<R> {
+    let size = ids.len().div_ceil(shares.max(1)).max(1);
+    let pieces: Vec<&[u32]> = ids.chunks(size).collect();
+    if pieces.len() <= 1 {
+        return vec![f(ids)];
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = pieces[1..].iter().map(|&piece| scope.spawn(move || f(piece))).collect();
+        let mut out = vec![f(pieces[0])];
+        out.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+        out
+    })
 }
 
 /// One matching pass: the records and rows still unpaired are split by key into partitions
 /// (rows keep their canonical order within each), and each partition is matched on its own.
 /// Records and rows of different keys never compete, so this pairs exactly as one pass over
 /// everything in canonical order would; partitions small enough to stay in cache make it
-/// several times faster, and they are shared among `threads`.
+/// several times faster. Both the split and the matching are shared among `threads`.
 #[allow(clippy::too_many_arguments)]
 fn match_pass(
     pass: MatchPass,
@@ -377,80 +420,65 @@ fn match_pass(
     rows_left: &[u32],
     config: ReconConfig,
     threads: usize,
-    s: &mut PassScratch,
 ) -> Vec<(u32, u32)> {
     let bits = (records_left.len() / PARTITION_RECORDS).max(1).next_power_of_two().trailing_zeros().min(PARTITION_BITS_MAX);
     let parts = 1usize << bits;
-    s.record_keys.clear();
-    s.record_keys.extend(records_left.iter().map(|&pi| match platform_key(pass, &p[pi as usize]) {
-        Some(key) => (key, partition_of(key, bits)),
-        None => (0, NO_PARTITION),
-    }));
-    s.row_keys.clear();
-    s.row_keys.extend(rows_left.iter().map(|&ci| match clearing_key(pass, &c[ci as usize]) {
-        Some(key) => (key, partition_of(key, bits)),
-        None => (0, NO_PARTITION),
-    }));
-    starts_of(&s.record_keys, parts, &mut s.cand_starts);
-    starts_of(&s.row_keys, parts, &mut s.probe_starts);
-    if s.cand_starts[parts] == 0 || s.probe_starts[parts] == 0 {
-        return Vec::new();
-    }
-
-    let mut at = s.cand_starts[..parts].to_vec();
-    let blank_cand = Cand { key: 0, merchant: 0, id: 0, pi: 0, kind: TxnKind::Purchase, day: 0, flags: 0 };
-    s.cands.clear();
-    s.cands.resize(s.cand_starts[parts], blank_cand);
-    for (&pi, &(key, part)) in records_left.iter().zip(&s.record_keys) {
-        if part == NO_PARTITION {
-            continue;
-        }
+    let threads = if records_left.len() + rows_left.len() >= PARALLEL_MIN { threads.max(1) } else { 1 };
+    let cand_of = |pi: u32, key: u128| {
         let m = &meta[pi as usize];
-        let slot = &mut at[usize::from(part)];
-        s.cands[*slot] = Cand { key, merchant: m.merchant, id: m.id, pi, kind: m.kind, day: m.day, flags: m.flags };
-        *slot += 1;
-    }
-    let mut at = s.probe_starts[..parts].to_vec();
-    let blank_probe = Probe { key: 0, merchant: 0, ci: 0, kind: TxnKind::Purchase, day: 0, has_merchant: false };
-    s.probes.clear();
-    s.probes.resize(s.probe_starts[parts], blank_probe);
-    for (&ci, &(key, part)) in rows_left.iter().zip(&s.row_keys) {
-        if part == NO_PARTITION {
-            continue;
-        }
+        Cand { key, merchant: m.merchant, id: m.id, pi, kind: m.kind, day: m.day, flags: m.flags }
+    };
+    let probe_of = |ci: u32, key: u128| {
         let row = &c[ci as usize];
-        let slot = &mut at[usize::from(part)];
-        s.probes[*slot] = Probe {
+        Probe {
             key,
             merchant: row.merchant.as_ref().map_or(0, merchant_bits),
             ci,
             kind: row.kind,
             day: c_day[ci as usize],
             has_merchant: row.merchant.is_some(),
-        };
-        *slot += 1;
-    }
+        }
+    };
+    let cands = in_shares(records_left, threads, |ids| Split::of(ids, bits, |pi| platform_key(pass, &p[pi as usize]), cand_of));
+    let probes = in_shares(rows_left, threads, |ids| Split::of(ids, bits, |ci| clearing_key(pass, &c[ci as usize]), probe_of));
+    let work_of = |part: usize| -> usize {
+        cands.iter().map(|s| s.len_of(part)).sum::<usize>() + probes.iter().map(|s| s.len_of(part)).sum::<usize>()
+    };
 
     // Contiguous runs of partitions of about equal work, one per thread.
-    let work = s.cand_starts[parts] + s.probe_starts[parts];
-    let threads = if work >= PARALLEL_MIN { threads.clamp(1, parts) } else { 1 };
+    let work: usize = (0..parts).map(work_of).sum();
+    if work == 0 {
+        return Vec::new();
+    }
+    let threads = threads.clamp(1, parts);
     let mut bounds = vec![0usize];
-    for part in 1..parts {
-        let done = s.cand_starts[part] + s.probe_starts[part];
+    let mut done = 0;
+    for part in 0..parts - 1 {
+        done += work_of(part);
         if done * threads >= work * bounds.len() && bounds.len() < threads {
-            bounds.push(part);
+            bounds.push(part + 1);
         }
     }
     bounds.push(parts);
     let window = config.fuzzy_window_secs;
-    let (cands, probes, cand_starts, probe_starts) = (&s.cands, &s.probes, &s.cand_starts, &s.probe_starts);
+    let (cands, probes) = (&cands, &probes);
     let run = |from: usize, to: usize| {
         let mut local = PartitionScratch::default();
         let mut pairs = Vec::new();
         for part in from..to {
-            let cs = &cands[cand_starts[part]..cand_starts[part + 1]];
-            let ps = &probes[probe_starts[part]..probe_starts[part + 1]];
-            match_partition(pass, cs, ps, p, c, window, &mut local, &mut pairs);
+            // This partition's records and rows from every share, in share order: the order
+            // of the whole.
+            local.cands.clear();
+            local.probes.clear();
+            for share in cands {
+                local.cands.extend_from_slice(share.part(part));
+            }
+            for share in probes {
+                local.probes.extend_from_slice(share.part(part));
+            }
+            let (cs, ps) = (std::mem::take(&mut local.cands), std::mem::take(&mut local.probes));
+            match_partition(pass, &cs, &ps, p, c, window, &mut local, &mut pairs);
+            (local.cands, local.probes) = (cs, ps);
         }
         pairs
     };
@@ -469,6 +497,8 @@ fn match_pass(
 
 #[derive(Default)]
 struct PartitionScratch {
+    cands: Vec<Cand>,
+    probes: Vec<Probe>,
     heads: FastMap<u128, u32>,
     next: Vec<u32>,
     taken: Vec<bool>,
