@@ -329,7 +329,7 @@ pub fn item_csv_line(i: &ReconItemRef<'_>, bank_fields: bool) -> String {
 pub fn push_item_csv_line(out: &mut String, i: &ReconItemRef<'_>, bank_fields: bool) {
     // Quoted when it holds a separator, a quote or a line break, or could start a formula.
     fn field(out: &mut String, f: &str) {
-        if f.contains([',', '"', '\n', '\r']) || f.starts_with(['=', '+', '-', '@']) {
+        if f.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || f.starts_with(['=', '+', '-', '@']) {
             out.push('"');
             for ch in f.chars() {
                 if ch == '"' {
