@@ -23,3 +23,6 @@ CREATE TRIGGER txn_record_chunks_append_only_update BEFORE UPDATE ON txn_record_
 BEGIN
     SELECT RAISE(ABORT, 'txn_record_chunks is append-only');
 END;
+
+-- A run finds the chunks of its dates (D-1..D+1) by this index, without scanning the others.
+CREATE INDEX txn_record_chunks_by_date ON txn_record_chunks (max_date, min_date, first_seq, last_seq, rows);

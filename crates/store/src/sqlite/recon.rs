@@ -90,8 +90,11 @@ fn join_read<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, StoreError>>) -> 
 /// The platform records and, index for index, their receive times (ms).
 type PlatformSide = (Vec<PlatformRecord>, Vec<i64>);
 
-/// A platform window of at least this many sequence numbers is read in two halves at once.
+/// At least this many chunked platform records are decoded in two halves at once.
 const PLATFORM_SPLIT_MIN: i64 = 50_000;
+
+/// At most this many records outside chunks are read without first computing their window.
+const UNCHUNKED_READ_ALL_MAX: i64 = 100_000;
 
 /// Records reserved for ahead of reading one side at most (the vectors still grow past it).
 const WINDOW_RESERVE_MAX: usize = 1 << 23;
@@ -142,22 +145,75 @@ fn platform_window(c: &Connection, from: i64, to: i64, merchant: Option<&Merchan
     Ok((lo <= hi).then_some((lo, hi)))
 }
 
-/// The platform records of sequence window `lo..=hi` dated D-1..D+1 (see [`platform_window`]),
-/// in sequence order, with their receive times (ms): decoded from the record chunks that cover
-/// the window, and read from `txn_records` where no chunk does; then given their statuses.
-fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>, (lo, hi): (i64, i64)) -> Result<PlatformSide, StoreError> {
-    // Room for the whole window at once: growing a vector of a million records copies it
+/// The record chunks holding records dated `from..=to`, in sequence order: `(first_seq,
+/// last_seq, rows)`. Found by the chunks' date index, with no window to compute first.
+fn dated_chunks(c: &Connection, from: i64, to: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT first_seq, last_seq, rows FROM txn_record_chunks INDEXED BY txn_record_chunks_by_date \
+         WHERE max_date >= ?1 AND min_date <= ?2",
+    )?;
+    let mut v: Vec<(i64, i64, i64)> = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// The records dated `from..=to` of `chunks` (consecutive entries of [`dated_chunks`]), decoded
+/// in sequence order with their receive times (ms), then given their statuses.
+fn load_platform_chunks(
+    c: &Connection,
+    chunks: &[(i64, i64, i64)],
+    from: i64,
+    to: i64,
+    merchant: Option<&MerchantId>,
+) -> Result<PlatformSide, StoreError> {
+    let (Some(&(lo, _, _)), Some(&(last_first, hi, _))) = (chunks.first(), chunks.last()) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    // Room for every record at once: growing a vector of half a million records copies it
     // several times over into freshly faulted pages.
-    let window = usize::try_from(hi - lo + 1).unwrap_or(0).min(WINDOW_RESERVE_MAX);
-    let mut side: PlatformSide = (Vec::with_capacity(window), Vec::with_capacity(window));
+    let rows = chunks.iter().map(|ch| usize::try_from(ch.2).unwrap_or(0)).sum::<usize>().min(WINDOW_RESERVE_MAX);
+    let mut side: PlatformSide = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let mut dates = DateCache::default();
     let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant };
+    let mut stmt = c.prepare_cached(
+        "SELECT first_seq, data FROM txn_record_chunks WHERE first_seq BETWEEN ?1 AND ?2 \
+         AND max_date >= ?3 AND min_date <= ?4 ORDER BY first_seq",
+    )?;
+    let mut found = stmt.query(params![lo, last_first, from, to])?;
+    let mut decoded = 0;
+    while let Some(r) = found.next()? {
+        let first: i64 = r.get(0)?;
+        let data = r.get_ref(1)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
+        record_chunks::decode(data, first, &keep, &mut dates, &mut side.0, &mut side.1)?;
+        decoded += 1;
+    }
+    if decoded != chunks.len() {
+        return Err(corrupt("txn_record_chunks.first_seq", format!("{decoded} chunks between {lo} and {hi}, {} expected", chunks.len())));
+    }
+    apply_statuses(c, (lo, hi), &mut side)?;
+    Ok(side)
+}
+
+/// The platform records dated D-1..D+1 that no record chunk holds (stored one at a time, or
+/// before schema 10), read from `txn_records` in sequence order within the window
+/// [`platform_window`] finds, with their receive times (ms) and statuses.
+fn load_platform_unchunked(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantId>) -> Result<PlatformSide, StoreError> {
+    let mut side: PlatformSide = (Vec::new(), Vec::new());
+    // Few records outside chunks (the usual case after bulk imports): read them all, dates
+    // filtered, instead of computing the window (a scan of the time index).
+    let (newest, chunked): (Option<i64>, i64) = c.query_row(
+        "SELECT (SELECT max(seq) FROM txn_records), (SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM txn_record_chunks)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some(newest) = newest else { return Ok(side) };
+    let window = if newest - chunked <= UNCHUNKED_READ_ALL_MAX { Some((1, newest)) } else { platform_window(c, from, to, merchant)? };
+    let Some((lo, hi)) = window else { return Ok(side) };
     let mut chunk_stmt = c.prepare_cached(
-        "SELECT first_seq, last_seq, min_date, max_date, data FROM txn_record_chunks \
-         WHERE first_seq BETWEEN ?1 AND ?2 AND last_seq >= ?3 ORDER BY first_seq",
+        "SELECT first_seq, last_seq FROM txn_record_chunks WHERE first_seq BETWEEN ?1 AND ?2 AND last_seq >= ?3 ORDER BY first_seq",
     )?;
     let mut chunks = chunk_stmt.query(params![lo.saturating_sub(record_chunks::RECORD_CHUNK_MAX - 1), hi, lo])?;
-    // The first sequence of the window not yet read.
+    // The first sequence of the window not yet accounted for.
     let mut next = lo;
     while let Some(r) = chunks.next()? {
         let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -167,11 +223,6 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
         if first > next {
             load_platform_rows(c, from, to, merchant, (next, first - 1), &mut side)?;
         }
-        let (min_date, max_date): (i64, i64) = (r.get(2)?, r.get(3)?);
-        if max_date >= from && min_date <= to {
-            let data = r.get_ref(4)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
-            record_chunks::decode(data, first, &keep, &mut dates, &mut side.0, &mut side.1)?;
-        }
         next = next.max(last.saturating_add(1));
     }
     if next <= hi {
@@ -179,6 +230,38 @@ fn load_platform(c: &Connection, from: i64, to: i64, merchant: Option<&MerchantI
     }
     apply_statuses(c, (lo, hi), &mut side)?;
     Ok(side)
+}
+
+/// Two lists of records, each in sequence order, as one in sequence order.
+fn merge_by_seq(a: PlatformSide, b: PlatformSide) -> PlatformSide {
+    if b.0.is_empty() {
+        return a;
+    }
+    if a.0.is_empty() {
+        return b;
+    }
+    let n = a.0.len() + b.0.len();
+    let (mut records, mut received) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut a, mut b) = (a.0.into_iter().zip(a.1).peekable(), b.0.into_iter().zip(b.1).peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => {
+                if x.0.id <= y.0.id {
+                    a.next()
+                } else {
+                    b.next()
+                }
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        if let Some((r, ms)) = next {
+            records.push(r);
+            received.push(ms);
+        }
+    }
+    (records, received)
 }
 
 /// Appends the records of sequences `lo..=hi` dated D-1..D+1 read from `txn_records`, in
@@ -610,64 +693,84 @@ impl ReconRepo for SqliteStore {
                         Ok((mark, files, rows, channels))
                     })
                 });
-                // Meanwhile the platform window, then its two halves.
-                let (wmark, window) = match self.read(|c| {
+                // Meanwhile what no chunk holds, on a reader of its own (it needs the window
+                // first), and the chunked records of the dates, in two halves on two more.
+                let unchunked = s.spawn(|| {
+                    self.read(|c| {
+                        c.execute_batch("BEGIN")?;
+                        let mark = snapshot_mark(c)?;
+                        let t = std::time::Instant::now();
+                        let loaded = load_platform_unchunked(c, from, to, merchant)?;
+                        side_timing("platform (not in chunks)", t, loaded.0.len());
+                        c.execute_batch("COMMIT")?;
+                        Ok((mark, loaded))
+                    })
+                });
+                let (cmark, mut chunks) = match self.read(|c| {
                     c.execute_batch("BEGIN")?;
                     let mark = snapshot_mark(c)?;
-                    let t = std::time::Instant::now();
-                    let window = platform_window(c, from, to, merchant)?;
-                    side_timing("platform window", t, 0);
+                    let chunks = dated_chunks(c, from, to)?;
                     c.execute_batch("COMMIT")?;
-                    Ok((mark, window))
+                    Ok((mark, chunks))
                 }) {
                     Ok(w) => w,
                     Err(e) => return (Err(e), join_read(cl)),
                 };
-                let halves = match window {
-                    None => Vec::new(),
-                    Some((lo, hi)) if hi - lo < PLATFORM_SPLIT_MIN => vec![(lo, hi)],
-                    Some((lo, hi)) => {
-                        let mid = lo + (hi - lo) / 2;
-                        vec![(lo, mid), (mid + 1, hi)]
+                let rows: i64 = chunks.iter().map(|ch| ch.2).sum();
+                let halves: Vec<Vec<(i64, i64, i64)>> = if rows < PLATFORM_SPLIT_MIN {
+                    vec![chunks]
+                } else {
+                    let mut half = 0;
+                    let mut acc = 0;
+                    while half < chunks.len() && acc * 2 < rows {
+                        acc += chunks[half].2;
+                        half += 1;
                     }
+                    let upper = chunks.split_off(half);
+                    vec![chunks, upper]
                 };
                 let parts: Vec<_> = halves
-                    .iter()
-                    .map(|&range| {
+                    .into_iter()
+                    .map(|part| {
                         s.spawn(move || {
                             self.read(|c| {
                                 c.execute_batch("BEGIN")?;
                                 let mark = snapshot_mark(c)?;
                                 let t = std::time::Instant::now();
-                                let loaded = load_platform(c, from, to, merchant, range)?;
-                                side_timing("platform", t, loaded.0.len());
+                                let loaded = load_platform_chunks(c, &part, from, to, merchant)?;
+                                side_timing("platform (chunks)", t, loaded.0.len());
                                 c.execute_batch("COMMIT")?;
                                 Ok((mark, loaded))
                             })
                         })
                     })
                     .collect();
-                // Both halves in sequence order, the lower first: the same list one reader gives.
+                // The chunk halves in sequence order, the lower first, then what no chunk
+                // holds merged in by sequence: the same list one reader of the table gives.
                 let mut platform: Result<(Vec<_>, PlatformSide), StoreError> = Ok((Vec::new(), (Vec::new(), Vec::new())));
-                for part in parts {
+                for part in parts.into_iter().chain(std::iter::once(unchunked)) {
                     let part = join_read(part);
                     platform = match (platform, part) {
-                        (Ok((mut marks, (mut records, mut received))), Ok((mark, (more, more_received)))) => {
+                        (Ok((mut marks, side)), Ok((mark, more))) => {
                             marks.push(mark);
-                            if records.is_empty() {
-                                (records, received) = (more, more_received);
+                            let side = if marks.len() == 1 {
+                                more
+                            } else if more.0.first().zip(side.0.last()).is_none_or(|(m, s)| m.id > s.id) {
+                                let (mut records, mut received) = side;
+                                records.extend(more.0);
+                                received.extend(more.1);
+                                (records, received)
                             } else {
-                                records.extend(more);
-                                received.extend(more_received);
-                            }
-                            Ok((marks, (records, received)))
+                                merge_by_seq(side, more)
+                            };
+                            Ok((marks, side))
                         }
                         (Err(e), _) | (_, Err(e)) => Err(e),
                     };
                 }
-                // Every half must have read the state the window was taken from.
+                // Every reader must have read the state the chunk list was taken from.
                 let platform = platform.map(|(marks, side)| {
-                    (if marks.iter().all(|m| *m == wmark) { wmark } else { (None, None, -1) }, side)
+                    (if marks.iter().all(|m| *m == cmark) { cmark } else { (None, None, -1) }, side)
                 });
                 (platform, join_read(cl))
             });
