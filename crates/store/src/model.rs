@@ -351,6 +351,9 @@ pub enum BreakKind {
     HeadMismatch { head_seq: i64 },
     /// A column holds a value no writer could have stored.
     BadValue { column: &'static str },
+    /// What reconciliation reads of the records (the record chunk starting at `first_seq`)
+    /// disagrees with the records themselves.
+    ChunkMismatch { first_seq: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,6 +382,11 @@ impl fmt::Display for ChainBreak {
                 write!(f, "chain head says seq {head_seq} but the last record is seq {} id {id}", self.seq)
             }
             BreakKind::BadValue { column } => write!(f, "record seq {} id {id}: bad value in {column}", self.seq),
+            BreakKind::ChunkMismatch { first_seq } => write!(
+                f,
+                "record seq {}: the record chunk from seq {first_seq} (what reconciliation reads) does not match the records",
+                self.seq
+            ),
         }
     }
 }

@@ -473,6 +473,9 @@ fn writer_loop(
             commits_since_checkpoint = 0;
         }
     }
+    // The store is closing: leave no WAL behind. A bulk import leaves hundreds of megabytes of
+    // it, and the next process to open the store would read all of it back first.
+    let _ = ctx.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn run_group(ctx: &mut WriterCtx, group: Vec<Job>, syncer: &SyncSender<Vec<Reply>>) {

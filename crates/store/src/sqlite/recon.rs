@@ -232,6 +232,46 @@ fn load_platform_unchunked(c: &Connection, from: i64, to: i64, merchant: Option<
     Ok(side)
 }
 
+/// Checks every record chunk against the records it mirrors: its range holds exactly the
+/// records the table holds there, each as a run would read it from the table. The first
+/// disagreement, if any (part of `verify`).
+pub(crate) fn verify_record_chunks(c: &Connection) -> Result<Option<crate::model::ChainBreak>, StoreError> {
+    use crate::model::{BreakKind, ChainBreak};
+    let mut stmt = c.prepare("SELECT first_seq, last_seq, data FROM txn_record_chunks ORDER BY first_seq")?;
+    let mut chunks = stmt.query([])?;
+    let mut dates = DateCache::default();
+    let mut prev_last = 0;
+    while let Some(r) = chunks.next()? {
+        let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let brk = |seq: i64| Ok(Some(ChainBreak { seq, id: None, what: BreakKind::ChunkMismatch { first_seq: first } }));
+        if first <= prev_last || last < first {
+            return brk(first);
+        }
+        prev_last = last;
+        let mut from_chunk: PlatformSide = (Vec::new(), Vec::new());
+        let keep = record_chunks::Keep { seqs: (first, last), from: i64::MIN, to: i64::MAX, merchant: None };
+        let decoded = match r.get_ref(2)?.as_blob() {
+            Ok(data) => record_chunks::decode(data, first, &keep, &mut dates, &mut from_chunk.0, &mut from_chunk.1),
+            Err(_) => return brk(first),
+        };
+        if decoded.is_err() {
+            return brk(first);
+        }
+        let mut from_table: PlatformSide = (Vec::new(), Vec::new());
+        load_platform_rows(c, i64::MIN, i64::MAX, None, (first, last), &mut from_table)?;
+        if from_chunk != from_table {
+            let at = from_chunk.0.iter().zip(&from_table.0).position(|(a, b)| a != b);
+            let seq = at
+                .or_else(|| from_chunk.1.iter().zip(&from_table.1).position(|(a, b)| a != b))
+                .or(Some(from_chunk.0.len().min(from_table.0.len())))
+                .and_then(|i| from_table.0.get(i).or(from_chunk.0.get(i)))
+                .map_or(first, |r| r.id.0);
+            return brk(seq);
+        }
+    }
+    Ok(None)
+}
+
 /// Two lists of records, each in sequence order, as one in sequence order.
 fn merge_by_seq(a: PlatformSide, b: PlatformSide) -> PlatformSide {
     if b.0.is_empty() {

@@ -2246,6 +2246,8 @@ fn verify_in_snapshot(c: &Connection) -> Result<VerifyReport, StoreError> {
             id: last_id,
             what: BreakKind::HeadMismatch { head_seq },
         });
+        return Ok(report);
     }
+    report.first_break = super::recon::verify_record_chunks(c)?;
     Ok(report)
 }

@@ -306,6 +306,19 @@ fn reconciliation_reads_chunks_and_table_alike() {
     .unwrap();
     let err = f.store.load_recon_input(day, None).unwrap_err();
     assert!(err.to_string().contains("txn_record_chunks"), "{err}");
+    // `verify` checks the chunks against the records: a damaged chunk, and chunks swapped
+    // (each decodes, but not into the records of its range), are named.
+    assert!(matches!(f.store.verify().unwrap().first_break.map(|b| b.what), Some(BreakKind::ChunkMismatch { first_seq: 1 })));
+    c.execute_batch(
+        "DELETE FROM txn_record_chunks; \
+         INSERT INTO txn_record_chunks SELECT k.first_seq, k.last_seq, k.rows, k.min_date, k.max_date, o.data \
+         FROM kept k JOIN kept o ON o.first_seq <> k.first_seq",
+    )
+    .unwrap();
+    let brk = f.store.verify().unwrap().first_break.expect("swapped chunks are found");
+    assert!(matches!(brk.what, BreakKind::ChunkMismatch { first_seq: 1 }) && brk.seq == 1, "{brk}");
+    c.execute_batch("DELETE FROM txn_record_chunks; INSERT INTO txn_record_chunks SELECT * FROM kept").unwrap();
+    assert!(f.store.verify().unwrap().ok(), "the chunks as written agree with the records");
 
     c.execute("DELETE FROM txn_record_chunks", []).unwrap();
     let from_table = (f.store.load_recon_input(day, None).unwrap(), f.store.load_recon_input(day, Some(&m2)).unwrap());
