@@ -85,9 +85,9 @@ impl Currency {
 
     /// Accepts `CNY` or `156` (either form of the same currency).
     pub fn parse(s: &str) -> Result<Currency, MoneyError> {
-        let up = s.trim().to_ascii_uppercase();
+        let t = s.trim();
         for (alpha, num) in Self::TABLE {
-            if up == *alpha || up == *num {
+            if t.eq_ignore_ascii_case(alpha) || t == *num {
                 let b = alpha.as_bytes();
                 return Ok(Currency([b[0], b[1], b[2]]));
             }
