@@ -198,11 +198,72 @@ impl ReconcileOutcome {
     }
 }
 
-/// Where `--items` go, item by item.
-pub type ItemSink<'s> = &'s mut dyn FnMut(&ReconItemRef<'_>) -> std::io::Result<()>;
+/// Where `--items` go: the items as CSV lines ([`push_item_csv_line`], bank fields included),
+/// in the engine's order, a block of whole lines at a time.
+pub type ItemSink<'s> = &'s mut dyn FnMut(&[u8]) -> std::io::Result<()>;
+
+/// Items per block of CSV lines formatted by one thread.
+const CSV_BLOCK_ITEMS: usize = 8192;
+
+/// Threads that format items as CSV at most.
+const CSV_THREADS_MAX: usize = 4;
+
+/// Formats `items` as CSV lines in blocks on a few threads and hands the blocks to `out` in
+/// order (each thread formats every n-th block; its results come back in turn).
+fn write_items_csv(
+    items: &[recon::Item<'_>],
+    input: &store::ReconInputData,
+    out: ItemSink<'_>,
+) -> std::io::Result<()> {
+    let format = |block: &[recon::Item<'_>], text: &mut String| {
+        text.clear();
+        let mut id_buf = store::TxnIdBuf::default();
+        for i in block {
+            let id = i.platform.and_then(|p| input.txn_id_of(p, &mut id_buf));
+            push_item_csv_line(text, &ReconItemRef::shown(i, input, id), true);
+        }
+    };
+    let blocks: Vec<&[recon::Item<'_>]> = items.chunks(CSV_BLOCK_ITEMS).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, CSV_THREADS_MAX).min(blocks.len());
+    if threads <= 1 {
+        let mut text = String::new();
+        for block in blocks {
+            format(block, &mut text);
+            out(text.as_bytes())?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let (blocks, format) = (&blocks, &format);
+        let mut results = Vec::new();
+        for t in 0..threads {
+            // Two blocks ahead per thread at most: memory stays bounded.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<String>(2);
+            scope.spawn(move || {
+                for block in blocks.iter().skip(t).step_by(threads) {
+                    let mut text = String::with_capacity(block.len() * 160);
+                    format(block, &mut text);
+                    if tx.send(text).is_err() {
+                        break;
+                    }
+                }
+            });
+            results.push(rx);
+        }
+        for b in 0..blocks.len() {
+            let text = results[b % threads]
+                .recv()
+                .map_err(|_| std::io::Error::other("a thread formatting items stopped"))?;
+            // On an error the receivers drop here and the formatting threads stop.
+            out(text.as_bytes())?;
+        }
+        Ok(())
+    })
+}
 
 /// Runs reconciliation for `date` (optionally one merchant) on what the store holds, records the
-/// run unless `dry_run`, and hands every item to `on_item` (for `--items`), in the engine's order.
+/// run unless `dry_run`, and hands every item to `on_item` as CSV (for `--items`), in the
+/// engine's order.
 pub fn run_reconciliation(
     store: &SqliteStore,
     date: SettlementDate,
@@ -248,17 +309,7 @@ pub fn run_reconciliation(
         let saving = (!dry_run).then(|| {
             s.spawn(|| store.save_recon_run(&run, &mut report.items.iter().map(|i| ReconItemRef::recorded(i, &input))))
         });
-        let mut io_error: Option<std::io::Error> = None;
-        if let Some(on_item) = on_item {
-            let mut id_buf = store::TxnIdBuf::default();
-            for i in &report.items {
-                let id = i.platform.and_then(|p| input.txn_id_of(p, &mut id_buf));
-                if let Err(e) = on_item(&ReconItemRef::shown(i, &input, id)) {
-                    io_error = Some(e);
-                    break;
-                }
-            }
-        }
+        let io_error = on_item.and_then(|out| write_items_csv(&report.items, &input, out).err());
         let run_id = match saving {
             Some(h) => Some(h.join().map_err(|_| StoreError::Invalid { what: "reconciliation run", reason: "recording the run failed".into() })??),
             None => None,

@@ -168,12 +168,9 @@ pub fn reconcile(data: &Path, a: ReconcileArgs) -> anyhow::Result<ExitCode> {
     spinner.set_message(format!("reconciling {date}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let started = std::time::Instant::now();
-    let mut line = String::with_capacity(256);
-    let mut write_item = |item: &store::ReconItemRef<'_>| {
-        let Some(w) = items_out.as_mut() else { return Ok(()) };
-        line.clear();
-        api::recon::push_item_csv_line(&mut line, item, true);
-        w.write_all(line.as_bytes())
+    let mut write_item = |lines: &[u8]| match items_out.as_mut() {
+        Some(w) => w.write_all(lines),
+        None => Ok(()),
     };
     let on_item: Option<api::recon::ItemSink<'_>> = if a.items.is_some() { Some(&mut write_item) } else { None };
     let outcome = api::recon::run_reconciliation(&store, date, merchant.as_ref(), "cli", a.dry_run, on_item)
