@@ -24,13 +24,13 @@ use domain::{
     Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind,
     TxnStatus,
 };
-use recon::{MaskedCard, PlatformId, PlatformRecord};
+use recon::{PlatformId, PlatformRecord};
 use rusqlite::Connection;
 
 use super::chain::RecordRef;
 use super::from_us;
 use super::recon::DateCache;
-use super::varint::{put_i64, put_text, put_u64, Bytes};
+use super::varint::{put_i64, put_text, put_u64, ChunkReader};
 use crate::error::StoreError;
 
 /// Most sequence numbers one chunk covers; a run finds the chunks of a window by seeking
@@ -166,32 +166,6 @@ fn bad(column: &'static str) -> StoreError {
     StoreError::Corrupt { column, value: "malformed record chunk".into() }
 }
 
-struct Reader<'a>(Bytes<'a>);
-
-impl<'a> Reader<'a> {
-    fn u64(&mut self) -> Result<u64, StoreError> {
-        self.0.u64().ok_or_else(|| bad(DATA))
-    }
-
-    fn i64(&mut self) -> Result<i64, StoreError> {
-        self.0.i64().ok_or_else(|| bad(DATA))
-    }
-
-    fn u32(&mut self, column: &'static str) -> Result<u32, StoreError> {
-        u32::try_from(self.u64()?).map_err(|_| bad(column))
-    }
-
-    fn text(&mut self, column: &'static str) -> Result<&'a str, StoreError> {
-        self.0.text().ok_or_else(|| bad(column))
-    }
-
-    /// A field parsed from its bytes (ids, words, codes) without a UTF-8 check.
-    fn word<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> Result<T, StoreError> {
-        let b = self.0.field().ok_or_else(|| bad(column))?;
-        parse(b).ok_or_else(|| StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
-    }
-}
-
 /// What to keep of a chunk's records: sequences `seqs`, settlement dates `from..=to`
 /// (YYYYMMDD) and, when given, one merchant's records.
 pub(crate) struct Keep<'a> {
@@ -211,11 +185,10 @@ pub(crate) fn decode(
     out: &mut Vec<PlatformRecord>,
     received_ms: &mut Vec<i64>,
 ) -> Result<(), StoreError> {
-    let mut r = Reader(Bytes::new(data));
+    let mut r = ChunkReader::new(data, DATA, bad);
     let (mut seq, mut received_us) = (first_seq, 0i64);
-    while !r.0.at_end() {
-        let b = r.0.take(2).ok_or_else(|| bad(DATA))?;
-        let presence = u16::from_le_bytes([b[0], b[1]]);
+    while !r.at_end() {
+        let presence = r.presence()?;
         if presence & !KNOWN != 0 {
             return Err(bad(DATA));
         }
@@ -225,7 +198,7 @@ pub(crate) fn decode(
         let date = i64::try_from(r.u64()?).map_err(|_| bad("txn_record_chunks.settlement_date"))?;
         let txn_time_us = received_us.wrapping_add(r.i64()?);
         let amount = Amount::from_fen(r.i64()?).map_err(|_| bad("txn_record_chunks.amount_fen"))?;
-        let merchant = r.0.field().ok_or_else(|| bad("txn_record_chunks.merchant_id"))?;
+        let merchant = r.field("txn_record_chunks.merchant_id")?;
         let kind = r.word("txn_record_chunks.kind", TxnKind::from_word_bytes)?;
         let channel = r.word("txn_record_chunks.channel", Channel::from_word_bytes)?;
         let currency = r.word("txn_record_chunks.currency", Currency::from_code_bytes)?;
@@ -244,9 +217,7 @@ pub(crate) fn decode(
         let rrn = if has(RRN) { Some(r.word("txn_record_chunks.rrn", |b| Rrn::from_ascii(b).ok())?) } else { None };
         let auth_code = if has(AUTH_CODE) { Some(r.word("txn_record_chunks.auth_code", |b| AuthCode::from_ascii(b).ok())?) } else { None };
         let card = if has(CARD) {
-            let b = r.0.take(10).ok_or_else(|| bad(DATA))?;
-            let s = std::str::from_utf8(b).map_err(|_| bad("txn_record_chunks.card"))?;
-            Some(s.get(..6).zip(s.get(6..)).and_then(|(b, l)| MaskedCard::new(b, l)).ok_or_else(|| bad("txn_record_chunks.card"))?)
+            Some(r.card("txn_record_chunks.card")?)
         } else {
             None
         };
@@ -292,6 +263,7 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recon::MaskedCard;
 
     struct Owned {
         merchant: String,

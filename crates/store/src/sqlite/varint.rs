@@ -70,6 +70,70 @@ impl<'a> Bytes<'a> {
     }
 }
 
+/// A chunk being decoded: every read that fails is the chunk kind's corruption error, naming
+/// the chunk's data column, or the column being read.
+pub(crate) struct ChunkReader<'a> {
+    pub(crate) bytes: Bytes<'a>,
+    data: &'static str,
+    bad: fn(&'static str) -> crate::error::StoreError,
+}
+
+type ReadResult<T> = Result<T, crate::error::StoreError>;
+
+impl<'a> ChunkReader<'a> {
+    /// `data_column` names the blob; `bad` makes the chunk kind's corruption error.
+    pub(crate) fn new(data: &'a [u8], data_column: &'static str, bad: fn(&'static str) -> crate::error::StoreError) -> ChunkReader<'a> {
+        ChunkReader { bytes: Bytes::new(data), data: data_column, bad }
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.bytes.at_end()
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> ReadResult<&'a [u8]> {
+        self.bytes.take(n).ok_or_else(|| (self.bad)(self.data))
+    }
+
+    pub(crate) fn presence(&mut self) -> ReadResult<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn u64(&mut self) -> ReadResult<u64> {
+        self.bytes.u64().ok_or_else(|| (self.bad)(self.data))
+    }
+
+    pub(crate) fn i64(&mut self) -> ReadResult<i64> {
+        self.bytes.i64().ok_or_else(|| (self.bad)(self.data))
+    }
+
+    pub(crate) fn u32(&mut self, column: &'static str) -> ReadResult<u32> {
+        u32::try_from(self.u64()?).map_err(|_| (self.bad)(column))
+    }
+
+    pub(crate) fn text(&mut self, column: &'static str) -> ReadResult<&'a str> {
+        self.bytes.text().ok_or_else(|| (self.bad)(column))
+    }
+
+    /// A length-prefixed field's bytes, unchecked.
+    pub(crate) fn field(&mut self, column: &'static str) -> ReadResult<&'a [u8]> {
+        self.bytes.field().ok_or_else(|| (self.bad)(column))
+    }
+
+    /// A field parsed from its bytes (ids, words, codes) without a UTF-8 check.
+    pub(crate) fn word<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> ReadResult<T> {
+        let b = self.field(column)?;
+        parse(b).ok_or_else(|| crate::error::StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
+    }
+
+    /// A card as its BIN and last four digits (10 ASCII digits).
+    pub(crate) fn card(&mut self, column: &'static str) -> ReadResult<recon::MaskedCard> {
+        let b = self.take(10)?;
+        let s = std::str::from_utf8(b).map_err(|_| (self.bad)(column))?;
+        s.get(..6).zip(s.get(6..)).and_then(|(b, l)| recon::MaskedCard::new(b, l)).ok_or_else(|| (self.bad)(column))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,10 @@
 
 use chrono::{DateTime, Utc};
 use domain::{Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, Rrn, Stan, TerminalId, TxnKind};
-use recon::{ClearingFileId, ClearingRecord, MaskedCard};
+use recon::{ClearingFileId, ClearingRecord};
 
 use super::date_to_int;
-use crate::sqlite::varint::{put_i64, put_text, put_u64, Bytes};
+use crate::sqlite::varint::{put_i64, put_text, put_u64, ChunkReader};
 use crate::error::StoreError;
 use crate::sqlite::from_us;
 
@@ -132,36 +132,6 @@ fn bad(column: &'static str) -> StoreError {
 
 const DATA: &str = "clearing_row_chunks.data";
 
-struct Reader<'a>(Bytes<'a>);
-
-impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        self.0.take(n).ok_or_else(|| bad(DATA))
-    }
-
-    fn u64(&mut self) -> Result<u64, StoreError> {
-        self.0.u64().ok_or_else(|| bad(DATA))
-    }
-
-    fn i64(&mut self) -> Result<i64, StoreError> {
-        self.0.i64().ok_or_else(|| bad(DATA))
-    }
-
-    fn u32(&mut self, column: &'static str) -> Result<u32, StoreError> {
-        u32::try_from(self.u64()?).map_err(|_| bad(column))
-    }
-
-    fn text(&mut self, column: &'static str) -> Result<&'a str, StoreError> {
-        self.0.text().ok_or_else(|| bad(column))
-    }
-
-    /// A field parsed from its bytes (ids, words, codes) without a UTF-8 check.
-    fn word<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> Result<T, StoreError> {
-        let b = self.0.field().ok_or_else(|| bad(column))?;
-        parse(b).ok_or_else(|| StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
-    }
-}
-
 /// What to keep of a chunk's rows: settlement dates `from..=to` (YYYYMMDD) and, when given, one
 /// merchant's rows.
 pub(crate) struct Keep<'a> {
@@ -179,11 +149,10 @@ pub(crate) fn decode(
     dates: &mut super::super::recon::DateCache,
     out: &mut Vec<ClearingRecord>,
 ) -> Result<(), StoreError> {
-    let mut r = Reader(Bytes::new(data));
+    let mut r = ChunkReader::new(data, DATA, bad);
     let mut line = u64::try_from(first_line).map_err(|_| bad("clearing_row_chunks.first_line"))?;
-    while !r.0.at_end() {
-        let b = r.bytes(2)?;
-        let presence = u16::from_le_bytes([b[0], b[1]]);
+    while !r.at_end() {
+        let presence = r.presence()?;
         if presence & !KNOWN != 0 {
             return Err(bad(DATA));
         }
@@ -207,14 +176,12 @@ pub(crate) fn decode(
         let rrn = if has(RRN) { Some(r.word("clearing_row_chunks.rrn", |b| Rrn::from_ascii(b).ok())?) } else { None };
         let auth_code = if has(AUTH_CODE) { Some(r.word("clearing_row_chunks.auth_code", |b| AuthCode::from_ascii(b).ok())?) } else { None };
         let card = if has(CARD) {
-            let b = r.bytes(10)?;
-            let s = std::str::from_utf8(b).map_err(|_| bad("clearing_row_chunks.card"))?;
-            Some(s.get(..6).zip(s.get(6..)).and_then(|(b, l)| MaskedCard::new(b, l)).ok_or_else(|| bad("clearing_row_chunks.card"))?)
+            Some(r.card("clearing_row_chunks.card")?)
         } else {
             None
         };
         if has(TOKEN) {
-            r.0.field().ok_or_else(|| bad("clearing_row_chunks.card_token"))?;
+            r.field("clearing_row_chunks.card_token")?;
         }
         let txn_time: Option<DateTime<Utc>> = if has(TIME) { Some(from_us(r.i64()?)) } else { None };
         let external_ref = if has(EXTERNAL_REF) { Some(r.text("clearing_row_chunks.external_ref")?) } else { None };
@@ -247,6 +214,7 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recon::MaskedCard;
     use crate::sqlite::recon::DateCache;
     use domain::SettlementDate;
 
