@@ -475,6 +475,8 @@ fn writer_loop(
     }
     // The store is closing: leave no WAL behind. A bulk import leaves hundreds of megabytes of
     // it, and the next process to open the store would read all of it back first.
+    // Without waiting: if another process is reading or writing the file, the WAL stays.
+    let _ = ctx.conn.busy_timeout(std::time::Duration::ZERO);
     let _ = ctx.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 

@@ -176,15 +176,15 @@ fn load_platform_chunks(
     let mut dates = DateCache::default();
     let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant };
     let mut stmt = c.prepare_cached(
-        "SELECT first_seq, data FROM txn_record_chunks WHERE first_seq BETWEEN ?1 AND ?2 \
+        "SELECT first_seq, last_seq, rows, data FROM txn_record_chunks WHERE first_seq BETWEEN ?1 AND ?2 \
          AND max_date >= ?3 AND min_date <= ?4 ORDER BY first_seq",
     )?;
     let mut found = stmt.query(params![lo, last_first, from, to])?;
     let mut decoded = 0;
     while let Some(r) = found.next()? {
-        let first: i64 = r.get(0)?;
-        let data = r.get_ref(1)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
-        record_chunks::decode(data, first, &keep, &mut dates, &mut side.0, &mut side.1)?;
+        let span = record_chunks::Span { first_seq: r.get(0)?, last_seq: r.get(1)?, rows: r.get(2)? };
+        let data = r.get_ref(3)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
+        record_chunks::decode(data, span, &keep, &mut dates, &mut side.0, &mut side.1)?;
         decoded += 1;
     }
     if decoded != chunks.len() {
@@ -237,7 +237,7 @@ fn load_platform_unchunked(c: &Connection, from: i64, to: i64, merchant: Option<
 /// disagreement, if any (part of `verify`).
 pub(crate) fn verify_record_chunks(c: &Connection) -> Result<Option<crate::model::ChainBreak>, StoreError> {
     use crate::model::{BreakKind, ChainBreak};
-    let mut stmt = c.prepare("SELECT first_seq, last_seq, data FROM txn_record_chunks ORDER BY first_seq")?;
+    let mut stmt = c.prepare("SELECT first_seq, last_seq, rows, min_date, max_date, data FROM txn_record_chunks ORDER BY first_seq")?;
     let mut chunks = stmt.query([])?;
     let mut dates = DateCache::default();
     let mut prev_last = 0;
@@ -250,12 +250,19 @@ pub(crate) fn verify_record_chunks(c: &Connection) -> Result<Option<crate::model
         prev_last = last;
         let mut from_chunk: PlatformSide = (Vec::new(), Vec::new());
         let keep = record_chunks::Keep { seqs: (first, last), from: i64::MIN, to: i64::MAX, merchant: None };
-        let decoded = match r.get_ref(2)?.as_blob() {
-            Ok(data) => record_chunks::decode(data, first, &keep, &mut dates, &mut from_chunk.0, &mut from_chunk.1),
+        let span = record_chunks::Span { first_seq: first, last_seq: last, rows: r.get(2)? };
+        let decoded = match r.get_ref(5)?.as_blob() {
+            Ok(data) => record_chunks::decode(data, span, &keep, &mut dates, &mut from_chunk.0, &mut from_chunk.1),
             Err(_) => return brk(first),
         };
         if decoded.is_err() {
             return brk(first);
+        }
+        // The date range a run finds the chunk by must hold every record's date.
+        let (min_date, max_date): (i64, i64) = (r.get(3)?, r.get(4)?);
+        let dated = |d: domain::SettlementDate| (min_date..=max_date).contains(&super::clearing::date_to_int(d));
+        if let Some(outside) = from_chunk.0.iter().find(|rec| !dated(rec.settlement_date)) {
+            return brk(outside.id.0);
         }
         let mut from_table: PlatformSide = (Vec::new(), Vec::new());
         load_platform_rows(c, i64::MIN, i64::MAX, None, (first, last), &mut from_table)?;

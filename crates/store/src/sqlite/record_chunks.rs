@@ -175,25 +175,40 @@ pub(crate) struct Keep<'a> {
     pub merchant: Option<&'a MerchantId>,
 }
 
+/// A chunk's row in `txn_record_chunks`, less its data: what decoding checks the data against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub rows: i64,
+}
+
 /// Decodes one chunk into `out` (records, with a placeholder status the caller replaces from
-/// `txn_status`) and `received_ms`, keeping what `keep` asks for.
+/// `txn_status`) and `received_ms`, keeping what `keep` asks for. The records must be exactly
+/// the sequences `span` covers, one each, in order: anything else is an error, not a record
+/// with a wrong id.
 pub(crate) fn decode(
     data: &[u8],
-    first_seq: i64,
+    span: Span,
     keep: &Keep<'_>,
     dates: &mut DateCache,
     out: &mut Vec<PlatformRecord>,
     received_ms: &mut Vec<i64>,
 ) -> Result<(), StoreError> {
     let mut r = ChunkReader::new(data, DATA, bad);
-    let (mut seq, mut received_us) = (first_seq, 0i64);
+    let (mut seq, mut received_us, mut n) = (span.first_seq, 0i64, 0i64);
     while !r.at_end() {
         let presence = r.presence()?;
         if presence & !KNOWN != 0 {
             return Err(bad(DATA));
         }
         let has = |bit: u16| presence & bit != 0;
-        seq = i64::try_from(r.u64()?).ok().and_then(|d| seq.checked_add(d)).ok_or_else(|| bad(DATA))?;
+        // Consecutive sequences: the first record is the span's first, each next one more.
+        if r.u64()? != u64::from(n > 0) || n >= span.rows {
+            return Err(bad(DATA));
+        }
+        seq = span.first_seq + n;
+        n += 1;
         received_us = received_us.wrapping_add(r.i64()?);
         let date = i64::try_from(r.u64()?).map_err(|_| bad("txn_record_chunks.settlement_date"))?;
         let txn_time_us = received_us.wrapping_add(r.i64()?);
@@ -256,6 +271,9 @@ pub(crate) fn decode(
             source,
         });
         received_ms.push(received_us.div_euclid(1000));
+    }
+    if n != span.rows || seq != span.last_seq {
+        return Err(bad(DATA));
     }
     Ok(())
 }
@@ -338,6 +356,10 @@ mod tests {
         }
     }
 
+    fn span_of(w: &RecordChunkWriter) -> Span {
+        Span { first_seq: w.first_seq, last_seq: w.last_seq, rows: w.rows }
+    }
+
     fn encode(records: &[RecordRef<'_>]) -> RecordChunkWriter {
         let mut w = RecordChunkWriter::new();
         for r in records {
@@ -356,14 +378,14 @@ mod tests {
         assert_eq!((w.first_seq, w.last_seq, w.rows, w.min_date, w.max_date), (100, 599, 500, 20261124, 20261126));
         let (mut got, mut received) = (Vec::new(), Vec::new());
         let all = Keep { seqs: (0, i64::MAX), from: 20261124, to: 20261126, merchant: None };
-        decode(&w.data, w.first_seq, &all, &mut DateCache::default(), &mut got, &mut received).unwrap();
+        decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received).unwrap();
         assert_eq!(got, records.iter().map(expected).collect::<Vec<_>>());
         assert_eq!(received, records.iter().map(|r| r.received_at_us / 1000).collect::<Vec<_>>());
 
         let m = MerchantId::parse(&owned[1].merchant).unwrap();
         let some = Keep { seqs: (150, 420), from: 20261125, to: 20261125, merchant: Some(&m) };
         let (mut got, mut received) = (Vec::new(), Vec::new());
-        decode(&w.data, w.first_seq, &some, &mut DateCache::default(), &mut got, &mut received).unwrap();
+        decode(&w.data, span_of(&w), &some, &mut DateCache::default(), &mut got, &mut received).unwrap();
         let want: Vec<_> = records
             .iter()
             .filter(|r| r.merchant_id == m.as_str() && r.settlement_date == 20261125 && (150..=420).contains(&r.seq))
@@ -399,7 +421,7 @@ mod tests {
         let all = Keep { seqs: (0, i64::MAX), from: 0, to: i64::MAX, merchant: None };
         for cut in 0..w.data.len() {
             let (mut got, mut received) = (Vec::new(), Vec::new());
-            let r = decode(&w.data[..cut], w.first_seq, &all, &mut DateCache::default(), &mut got, &mut received);
+            let r = decode(&w.data[..cut], span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received);
             assert!(got.len() <= want.len() && got.iter().zip(&want).all(|(g, e)| g == e), "cut at {cut}");
             if r.is_ok() {
                 assert!(got.len() < want.len() || cut == w.data.len());
@@ -408,7 +430,7 @@ mod tests {
         for at in 0..w.data.len() {
             let mut data = w.data.clone();
             data[at] ^= 0xa5;
-            let _ = decode(&data, w.first_seq, &all, &mut DateCache::default(), &mut Vec::new(), &mut Vec::new());
+            let _ = decode(&data, span_of(&w), &all, &mut DateCache::default(), &mut Vec::new(), &mut Vec::new());
         }
     }
 }

@@ -317,6 +317,13 @@ fn reconciliation_reads_chunks_and_table_alike() {
     .unwrap();
     let brk = f.store.verify().unwrap().first_break.expect("swapped chunks are found");
     assert!(matches!(brk.what, BreakKind::ChunkMismatch { first_seq: 1 }) && brk.seq == 1, "{brk}");
+    // A date range that leaves out the chunk's records (a run would skip them), and a row count
+    // that disagrees with the data, are named too.
+    for tampered in ["first_seq, last_seq, rows, min_date, 20261124, data", "first_seq, last_seq, rows + 1, min_date, max_date, data"] {
+        c.execute_batch(&format!("DELETE FROM txn_record_chunks; INSERT INTO txn_record_chunks SELECT {tampered} FROM kept")).unwrap();
+        let brk = f.store.verify().unwrap().first_break.expect("a tampered chunk is found");
+        assert!(matches!(brk.what, BreakKind::ChunkMismatch { first_seq: 1 }) && brk.seq == 1, "{tampered}: {brk}");
+    }
     c.execute_batch("DELETE FROM txn_record_chunks; INSERT INTO txn_record_chunks SELECT * FROM kept").unwrap();
     assert!(f.store.verify().unwrap().ok(), "the chunks as written agree with the records");
 
