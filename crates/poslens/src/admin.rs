@@ -222,7 +222,10 @@ pub fn verify(data: &Path) -> anyhow::Result<ExitCode> {
     let report = store.verify()?;
     match &report.first_break {
         None => {
-            println!("ok: {} records, chain head seq {}, statuses match their events", report.records_checked, report.head_seq);
+            println!(
+                "ok: {} records, chain head seq {}, statuses match their events, record chunks match their records",
+                report.records_checked, report.head_seq
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(b) => {
