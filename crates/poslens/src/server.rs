@@ -60,6 +60,9 @@ pub fn serve(
         let pos_listener = pos::spawn(&cfg.pos, std::sync::Arc::new(pos_host), pos::Limits::default())
             .await
             .with_context(|| format!("cannot listen on {} for POS terminals (in use? pass another address)", cfg.pos))?;
+        // Records stored one at a time (by terminals) are gathered into record chunks in the
+        // background, so reconciliation reads them as fast as imported ones.
+        tokio::spawn(seal_record_chunks(store.clone()));
         let mut state = api::AppState::new(store, card_key.clone(), crate::cursor_key(&card_key));
         state.secure_cookies = cfg.secure_cookies;
         let listener = tokio::net::TcpListener::bind(&cfg.http)
@@ -74,4 +77,30 @@ pub fn serve(
             .context("HTTP server stopped")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// How often the server gathers records stored one at a time into record chunks.
+const SEAL_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Chunks (of 8,192 records) per writer job: a short job, so terminals' writes keep flowing.
+const SEAL_CHUNKS_PER_JOB: usize = 4;
+/// Pause between two such jobs.
+const SEAL_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn seal_record_chunks(store: store::SqliteStore) {
+    let mut every = tokio::time::interval(SEAL_EVERY);
+    loop {
+        every.tick().await;
+        loop {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.seal_record_chunks(SEAL_CHUNKS_PER_JOB)).await {
+                Ok(Ok(n)) if n == SEAL_CHUNKS_PER_JOB => tokio::time::sleep(SEAL_PAUSE).await,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!("gathering records into record chunks failed: {e}");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }

@@ -160,6 +160,56 @@ impl RecordChunkWriter {
     }
 }
 
+/// Gathers records that no chunk holds (stored one at a time, or before schema 10) into
+/// chunks, oldest first: only whole runs of [`RECORD_CHUNK_MAX`] consecutive records, at most
+/// `chunks_max` of them. Runs inside the writer's transaction, so the records it reads are all
+/// there are in their range (sequences are assigned in order, the table is append-only).
+/// Returns how many chunks it wrote.
+pub(crate) fn seal(c: &Connection, newest_seq: i64, chunks_max: usize) -> Result<usize, StoreError> {
+    // The gaps between chunks, up to the newest record.
+    let mut gaps = Vec::new();
+    {
+        let mut stmt = c.prepare_cached("SELECT first_seq, last_seq FROM txn_record_chunks ORDER BY first_seq")?;
+        let mut rows = stmt.query([])?;
+        let mut next = 1i64;
+        while let Some(r) = rows.next()? {
+            let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if first > next {
+                gaps.push((next, first - 1));
+            }
+            next = next.max(last + 1);
+        }
+        if newest_seq >= next {
+            gaps.push((next, newest_seq));
+        }
+    }
+    let mut written = 0;
+    let mut w = RecordChunkWriter::new();
+    let mut stmt = c.prepare_cached(&format!("SELECT {} FROM txn_records WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq", super::txn::RECORD_COLS))?;
+    for (mut from, to) in gaps {
+        while to - from + 1 >= RECORD_CHUNK_MAX && written < chunks_max {
+            let last = from + RECORD_CHUNK_MAX - 1;
+            let mut rows = stmt.query([from, last])?;
+            while let Some(r) = rows.next()? {
+                let row = super::txn::record_from_row(r, 0)?;
+                if !w.takes(row.seq) {
+                    // A sequence missing from the table: `verify` names it; leave the range.
+                    break;
+                }
+                w.push(&row.as_ref())?;
+            }
+            if w.rows == RECORD_CHUNK_MAX && w.first_seq == from {
+                w.flush(c)?;
+                written += 1;
+            } else {
+                w = RecordChunkWriter::new();
+            }
+            from = last + 1;
+        }
+    }
+    Ok(written)
+}
+
 const DATA: &str = "txn_record_chunks.data";
 
 fn bad(column: &'static str) -> StoreError {

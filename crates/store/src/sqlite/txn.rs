@@ -386,7 +386,7 @@ fn token_bytes<'b>(t: &NewTxn, buf: &'b mut [u8; TOKEN_BYTES_INLINE], long: &'b 
     Some(long.as_slice())
 }
 
-const RECORD_COLS: &str = "seq, received_at_us, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, kind, channel, \
+pub(crate) const RECORD_COLS: &str = "seq, received_at_us, merchant_id, terminal_id, batch_no, stan, rrn, auth_code, kind, channel, \
      card_bin, card_last4, card_masked, card_token, amount_fen, currency, response_code, txn_time_us, settlement_date, \
      original_seq, reversal, source, external_ref";
 
@@ -476,7 +476,7 @@ fn record_from<C: Columns>(c: &C, base: usize) -> Result<RecordRow, C::Error> {
     })
 }
 
-fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
+pub(crate) fn record_from_row(r: &Row<'_>, base: usize) -> rusqlite::Result<RecordRow> {
     record_from(r, base)
 }
 

@@ -335,3 +335,44 @@ fn reconciliation_reads_chunks_and_table_alike() {
         assert_eq!(ids(a), ids(b));
     }
 }
+
+/// Records stored one at a time (as terminals store them) are gathered into record chunks,
+/// whole runs of 8,192 only, oldest first; a run then reads exactly what it read from the table.
+#[test]
+fn records_stored_one_at_a_time_are_sealed_into_chunks() {
+    let f = fixture();
+    let day = SettlementDate::parse("2026-11-25").unwrap();
+    let total = 2 * 8192 + 1000;
+    let txns: Vec<NewTxn> = (1..=total)
+        .map(|n| {
+            let time = format!("2026-11-25T{:02}:{:02}:{:02}+08:00", 8 + n / 3600, (n / 60) % 60, n % 60);
+            purchase(n as u32, 1_000 + n as i64, &time)
+        })
+        .collect();
+    for batch in txns.chunks(INGEST_BATCH_MAX) {
+        ingest_ok(&f.store, batch.to_vec());
+    }
+    let c = raw_conn(&f.store);
+    let chunks = |c: &rusqlite::Connection| -> Vec<(i64, i64)> {
+        c.prepare("SELECT first_seq, last_seq FROM txn_record_chunks ORDER BY first_seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(chunks(&c).is_empty(), "records stored one at a time have no chunks");
+    let from_table = f.store.load_recon_input(day, None).unwrap();
+    assert_eq!(from_table.platform.len(), total);
+
+    assert_eq!(f.store.seal_record_chunks(1).unwrap(), 1, "at most the number asked for");
+    assert_eq!(f.store.seal_record_chunks(8).unwrap(), 1, "only whole runs");
+    assert_eq!(f.store.seal_record_chunks(8).unwrap(), 0);
+    assert_eq!(chunks(&c), vec![(1, 8192), (8193, 16384)]);
+
+    let sealed = f.store.load_recon_input(day, None).unwrap();
+    assert_eq!(sealed.platform, from_table.platform);
+    let ids = |x: &ReconInputData| x.platform.iter().map(|r| x.txn_id(r.id)).collect::<Vec<_>>();
+    assert_eq!(ids(&sealed), ids(&from_table));
+    assert!(f.store.verify().unwrap().ok());
+}
