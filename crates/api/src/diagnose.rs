@@ -41,6 +41,9 @@ use crate::{dto, AppState};
 pub const CANDIDATES_FETCH_MAX: u64 = 2_000;
 /// Candidates loaded for the hints of an empty list page: one bounded query.
 pub const HINT_CANDIDATES_MAX: u64 = 500;
+
+/// Reconciliation items read per run at most when looking for the candidates' items.
+pub const RECON_ITEMS_SCANNED_MAX: usize = 200_000;
 /// The candidate window reaches this far beyond the question's range or expected time.
 pub const WINDOW_DAYS: i64 = 3;
 /// Transaction records are kept 5 years (PRODUCT.md "Data and scale").
@@ -453,12 +456,29 @@ fn load_clearing_and_recon(
     let mut date = first;
     while date <= last {
         if let Some(run) = store.list_recon_runs(Some(date), 20)?.into_iter().find(|r| r.superseded_by.is_none()) {
-            let q = ReconItemQuery { run_id: run.id, outcome: None, scope: scope.clone(), after_id: None, limit: 500 };
-            let (items, _) = store.list_recon_items(&q)?;
-            for item in items {
-                let Some(pid) = item.platform_id.filter(|p| wanted.contains(p.as_str())) else { continue };
-                let Some(outcome) = recon_outcome(item.outcome) else { continue };
-                reconciliation.push(ReconItem { run_id: run.id.to_string(), transaction_id: pid, settlement_date: date, outcome });
+            // Page through the run's items in scope until every candidate's item is found (or
+            // the bound is reached): a merchant's day may hold tens of thousands.
+            let mut q = ReconItemQuery {
+                run_id: run.id,
+                outcome: None,
+                scope: scope.clone(),
+                after_id: None,
+                limit: store::RECON_ITEMS_PAGE_MAX,
+            };
+            let (mut scanned, mut found) = (0usize, HashSet::new());
+            loop {
+                let (items, more) = store.list_recon_items(&q)?;
+                scanned += items.len();
+                q.after_id = items.last().map(|i| i.id);
+                for item in items {
+                    let Some(pid) = item.platform_id.filter(|p| wanted.contains(p.as_str())) else { continue };
+                    let Some(outcome) = recon_outcome(item.outcome) else { continue };
+                    found.insert(pid.clone());
+                    reconciliation.push(ReconItem { run_id: run.id.to_string(), transaction_id: pid, settlement_date: date, outcome });
+                }
+                if !more || q.after_id.is_none() || found.len() >= wanted.len() || scanned >= RECON_ITEMS_SCANNED_MAX {
+                    break;
+                }
             }
         }
         date = date.succ();

@@ -179,3 +179,32 @@ async fn diagnosis_reads_reconciliation_and_clearing_arrival() {
     let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
     assert!(codes.contains(&"CLEARING_PENDING"), "{v}");
 }
+
+/// A merchant with more items in a run than one page: the diagnosis still finds the item of
+/// the transaction asked about, wherever it lies in the run.
+#[tokio::test]
+async fn diagnosis_finds_an_item_beyond_the_first_page_of_a_large_run() {
+    let w = World::new();
+    let total = 700u32;
+    let missing = 650u32;
+    let items: Vec<Value> = (1..=total).map(|stan| purchase(MA, "A0000001", stan, 1000 + i64::from(stan), TIME)).collect();
+    assert!(w.ingest(&w.key_all, json!(items)).await.status.is_success());
+    let bank = w.login("bank").await;
+    let lines: Vec<String> = (1..=total)
+        .filter(|&stan| stan != missing)
+        .map(|stan| {
+            let fen = 1000 + stan;
+            line(MA, "A0000001", stan, &format!("{}.{:02}", fen / 100, fen % 100))
+        })
+        .collect();
+    let r = upload(&w, &bank, "?name=card-2026-11-25.csv", file(&lines)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.bytes));
+    let r = w.call(Method::POST, "/api/v1/reconciliation/runs", Some(&bank), Some(json!({"settlement_date": "2026-11-25"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.bytes));
+    let run = w.get(&format!("/api/v1/reconciliation/runs/{}", r.json()["run_id"]), &bank).await.json();
+    assert_eq!((run["counts"]["matched"].as_u64(), run["counts"]["missing_in_clearing"].as_u64()), (Some(699), Some(1)), "{run}");
+
+    let a = w.login("a-admin").await;
+    let v = ask(&w, &a, json!({"expected": {"rrn": format!("{:012}", 500_000_000_000u64 + u64::from(missing))}})).await;
+    assert_eq!(v["findings"][0]["code"], "MISSING_AT_BANK", "{v}");
+}
