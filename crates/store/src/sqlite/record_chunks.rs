@@ -5,20 +5,22 @@
 //! a million table rows. A bulk import writes, in the same transaction as the rows, one chunk per
 //! run of up to [`RECORD_CHUNK_MAX`] consecutive sequence numbers; a run decodes those chunks
 //! and reads from the table only the sequences no chunk covers (records stored one at a time,
-//! by terminals, and records stored before schema 10).
+//! by terminals, and records stored before schema 10) until [`seal`] gathers them into chunks.
 //!
 //! A chunk covers `first_seq..=last_seq` completely: every record with a sequence in that range
 //! is in it. That holds because the single writer numbers a job's records consecutively and the
 //! table is append-only. Statuses change after the fact and are not in chunks: a run reads them
 //! from `txn_status`, as before.
 //!
-//! A record: `[presence: u16 LE]`, the sequence as a delta from the previous one (the first from
-//! `first_seq`), the receive time as a zigzag delta from the previous record's, the settlement
+//! A record: `[presence: u16 LE]`, the sequence as a delta from the previous one (0 for the
+//! first, then 1: decoding refuses anything else), the receive time as a zigzag delta from the previous record's, the settlement
 //! date (YYYYMMDD), the transaction time as a zigzag delta from the receive time, the amount,
 //! then merchant, kind, channel, currency, response code and source as text, then each optional
 //! field present in bit order. Only what reconciliation reads is kept (not the masked number,
-//! the card token or the chain hash). Ids are parsed again on reading, so a damaged chunk is an
-//! error that names the column, never a wrong record or a panic.
+//! the card token or the chain hash). Ids, words and the chunk's sequences and row count are
+//! checked on reading, so damage to the structure is an error that names the column, never a
+//! panic; damage to a value (an amount, a date) is found by `verify`, which compares every
+//! chunk with the records it mirrors.
 
 use domain::{
     Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, ResponseCode, Rrn, Source, Stan, TerminalId, TxnKind,
