@@ -19,7 +19,7 @@ use clearing::{BadRow, FileError, FileSummary, ParseOptions, Profile, RowSink};
 use domain::{CardKey, Channel, MerchantId, Role, SettlementDate};
 use serde_json::{json, Map, Value};
 use store::{
-    AuditRepo, ClearingFileInfo, ClearingImport, ClearingImportError, ClearingRepo, NewAuditEvent, NewClearingFile,
+    AuditRepo, ClearingFileInfo, ItemPart, ClearingImport, ClearingImportError, ClearingRepo, NewAuditEvent, NewClearingFile,
     NewClearingRow, NewReconRun, ReconItemQuery, ReconItemRef, ReconItemRow, ReconRepo, ReconRun, Scope, SqliteStore, StoreError,
 };
 
@@ -261,6 +261,9 @@ fn write_items_csv(
     })
 }
 
+/// Items of a recorded run from which encoding them is shared between two threads.
+const SAVE_SPLIT_MIN: usize = 65_536;
+
 /// Runs reconciliation for `date` (optionally one merchant) on what the store holds, records the
 /// run unless `dry_run`, and hands every item to `on_item` as CSV (for `--items`), in the
 /// engine's order.
@@ -306,10 +309,18 @@ pub fn run_reconciliation(
     // Recording the run (encoding every item) and writing the items for the caller read the
     // same report: one on a second thread, one on this one.
     let (run_id, io_error) = std::thread::scope(|s| {
+        // Two parts, encoded on two threads, unless the CSV formatting has the cores.
+        let shares = if on_item.is_none() && report.items.len() >= SAVE_SPLIT_MIN { 2 } else { 1 };
+        let (items, input, run) = (&report.items, &input, &run);
         let saving = (!dry_run).then(|| {
-            s.spawn(|| store.save_recon_run(&run, &mut report.items.iter().map(|i| ReconItemRef::recorded(i, &input))))
+            s.spawn(move || {
+                let size = items.len().div_ceil(shares).max(1);
+                let mut parts: Vec<_> = items.chunks(size).map(|c| c.iter().map(|i| ReconItemRef::recorded(i, input))).collect();
+                let mut parts: Vec<&mut ItemPart<'_, '_>> = parts.iter_mut().map(|p| p as &mut ItemPart<'_, '_>).collect();
+                store.save_recon_run(run, &mut parts)
+            })
         });
-        let io_error = on_item.and_then(|out| write_items_csv(&report.items, &input, out).err());
+        let io_error = on_item.and_then(|out| write_items_csv(items, input, out).err());
         let run_id = match saving {
             Some(h) => Some(h.join().map_err(|_| StoreError::Invalid { what: "reconciliation run", reason: "recording the run failed".into() })??),
             None => None,

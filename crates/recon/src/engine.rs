@@ -344,18 +344,13 @@ struct Split<T> {
 
 impl<T: Copy> Split<T> {
     /// Keys `ids` with `key_of`, then places each keyed one, made by `make`, in its partition
-    /// (stable: the order of `ids` is kept within each).
+    /// (stable: the order of `ids` is kept within each). Only the partitions are kept between
+    /// the two walks (two bytes each, not the key): the key is made again where it is placed.
     fn of(ids: &[u32], bits: u32, key_of: impl Fn(u32) -> Option<u128>, make: impl Fn(u32, u128) -> T) -> Split<T> {
         let parts = 1usize << bits;
-        let keys: Vec<(u128, u16)> = ids
-            .iter()
-            .map(|&i| match key_of(i) {
-                Some(key) => (key, partition_of(key, bits)),
-                None => (0, NO_PARTITION),
-            })
-            .collect();
+        let part_of: Vec<u16> = ids.iter().map(|&i| key_of(i).map_or(NO_PARTITION, |key| partition_of(key, bits))).collect();
         let mut starts = vec![0usize; parts + 1];
-        for &(_, part) in &keys {
+        for &part in &part_of {
             if part != NO_PARTITION {
                 starts[usize::from(part) + 1] += 1;
             }
@@ -364,11 +359,12 @@ impl<T: Copy> Split<T> {
             starts[p + 1] += starts[p];
         }
         let mut items = Vec::new();
-        if let Some(first) = ids.iter().zip(&keys).find(|(_, k)| k.1 != NO_PARTITION).map(|(&i, k)| make(i, k.0)) {
+        let keyed = ids.iter().zip(&part_of).filter(|(_, &part)| part != NO_PARTITION);
+        if let Some(first) = keyed.clone().next().and_then(|(&i, _)| key_of(i).map(|key| make(i, key))) {
             items.resize(starts[parts], first);
             let mut at = starts[..parts].to_vec();
-            for (&i, &(key, part)) in ids.iter().zip(&keys) {
-                if part != NO_PARTITION {
+            for (&i, &part) in keyed {
+                if let Some(key) = key_of(i) {
                     let slot = &mut at[usize::from(part)];
                     items[*slot] = make(i, key);
                     *slot += 1;

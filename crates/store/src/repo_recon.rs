@@ -240,6 +240,9 @@ pub struct ReconItemRow {
 
 /// One item borrowed from an engine report (or from a [`ReconItemRow`]): what a run records and
 /// what `--items` writes, without copying a string per field (a run has a million items).
+/// Some of a run's items, in order, for [`ReconRepo::save_recon_run`].
+pub type ItemPart<'p, 'a> = dyn Iterator<Item = ReconItemRef<'a>> + Send + 'p;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconItemRef<'a> {
     pub outcome: Outcome,
@@ -423,11 +426,10 @@ pub trait ReconRepo {
     /// and merchant filter. Returns the run's id. Item ids are numbered within the run in
     /// (merchant, outcome, given order) order, so lists and exports come in that order.
     /// `items` are kept as given ([`ReconItemRef::recorded`] leaves out what the record holds).
-    fn save_recon_run<'a>(
-        &self,
-        run: &NewReconRun,
-        items: &mut dyn Iterator<Item = ReconItemRef<'a>>,
-    ) -> Result<i64, StoreError>;
+    ///
+    /// `parts` are the items in order, part after part: the store may encode each part on a
+    /// thread of its own (the numbering is the same as for one part holding them all).
+    fn save_recon_run<'a>(&self, run: &NewReconRun, parts: &mut [&mut ItemPart<'_, 'a>]) -> Result<i64, StoreError>;
     fn get_recon_run(&self, id: i64) -> Result<Option<ReconRun>, StoreError>;
     /// Newest first, optionally of one date.
     fn list_recon_runs(&self, date: Option<SettlementDate>, limit: u32) -> Result<Vec<ReconRun>, StoreError>;

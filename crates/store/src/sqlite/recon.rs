@@ -19,7 +19,7 @@ use super::{from_us, ids, now_us, SqliteStore, WriterCtx};
 use crate::error::StoreError;
 use crate::model::Scope;
 use crate::repo_recon::{
-    NewReconRun, ReconInputData, ReconItemQuery, ReconItemRef, ReconItemRow, ReconRepo, ReconRun, RECON_ITEMS_PAGE_MAX,
+    ItemPart, NewReconRun, ReconInputData, ReconItemQuery, ReconItemRow, ReconRepo, ReconRun, RECON_ITEMS_PAGE_MAX,
 };
 
 fn corrupt(column: &'static str, value: impl std::fmt::Display) -> StoreError {
@@ -174,7 +174,8 @@ fn load_platform_chunks(
     let rows = chunks.iter().map(|ch| usize::try_from(ch.2).unwrap_or(0)).sum::<usize>().min(WINDOW_RESERVE_MAX);
     let mut side: PlatformSide = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let mut dates = DateCache::default();
-    let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant };
+    let statuses = differing_statuses(c, (lo, hi))?;
+    let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant, statuses: &statuses };
     let mut stmt = c.prepare_cached(
         "SELECT first_seq, last_seq, rows, data FROM txn_record_chunks WHERE first_seq BETWEEN ?1 AND ?2 \
          AND max_date >= ?3 AND min_date <= ?4 ORDER BY first_seq",
@@ -190,7 +191,6 @@ fn load_platform_chunks(
     if decoded != chunks.len() {
         return Err(corrupt("txn_record_chunks.first_seq", format!("{decoded} chunks between {lo} and {hi}, {} expected", chunks.len())));
     }
-    apply_statuses(c, (lo, hi), &mut side)?;
     Ok(side)
 }
 
@@ -249,7 +249,7 @@ pub(crate) fn verify_record_chunks(c: &Connection) -> Result<Option<crate::model
         }
         prev_last = last;
         let mut from_chunk: PlatformSide = (Vec::new(), Vec::new());
-        let keep = record_chunks::Keep { seqs: (first, last), from: i64::MIN, to: i64::MAX, merchant: None };
+        let keep = record_chunks::Keep { seqs: (first, last), from: i64::MIN, to: i64::MAX, merchant: None, statuses: &[] };
         let span = record_chunks::Span { first_seq: first, last_seq: last, rows: r.get(2)? };
         let decoded = match r.get_ref(5)?.as_blob() {
             Ok(data) => record_chunks::decode(data, span, &keep, &mut dates, &mut from_chunk.0, &mut from_chunk.1),
@@ -378,37 +378,52 @@ fn load_platform_rows(
     Ok(())
 }
 
-/// Gives each record (in sequence order, all within `lo..=hi`) its status from `txn_status`,
-/// merged by sequence rather than looked up record by record; a record without one is left
-/// out, as a join would.
-fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, received_ms): &mut PlatformSide) -> Result<(), StoreError> {
-    let mut stmt = c.prepare_cached("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
-    let mut statuses = stmt.query(params![lo, hi])?;
-    let mut status_row = statuses.next()?;
-    let mut kept = 0;
-    for i in 0..platform.len() {
-        let seq = platform[i].id.0;
-        let status = loop {
-            match status_row {
-                Some(s) if s.get::<_, i64>(0)? < seq => status_row = statuses.next()?,
-                Some(s) if s.get::<_, i64>(0)? == seq => {
-                    let st = s.get_ref(1)?.as_bytes().map_err(|_| corrupt("txn_status.status", "not text"))?;
-                    break Some(
-                        TxnStatus::from_word_bytes(st).ok_or_else(|| corrupt("txn_status.status", String::from_utf8_lossy(st)))?,
-                    );
-                }
-                _ => break None,
-            }
-        };
-        if let Some(status) = status {
-            platform[i].status = status;
-            platform.swap(kept, i);
-            received_ms.swap(kept, i);
-            kept += 1;
+/// The statuses other than `approved` of sequences `lo..=hi`, by sequence. Most records are
+/// `approved`: SQLite skips those rows itself, a fraction of the cost of handing every row over.
+/// Every record has a status row, written in the same transaction as the record; `verify` walks
+/// the two tables in step and names a gap.
+fn differing_statuses(c: &Connection, (lo, hi): (i64, i64)) -> Result<Vec<(i64, TxnStatus)>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 AND status <> ?3 ORDER BY seq")?;
+    let mut rows = stmt.query(params![lo, hi, TxnStatus::Approved.as_str()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let st = r.get_ref(1)?.as_bytes().map_err(|_| corrupt("txn_status.status", "not text"))?;
+        out.push((r.get(0)?, TxnStatus::from_word_bytes(st).ok_or_else(|| corrupt("txn_status.status", String::from_utf8_lossy(st)))?));
+    }
+    Ok(out)
+}
+
+/// Records fewer than one in this many of their sequence range look their statuses up one by one.
+const SPARSE_STATUS_RATIO: i64 = 32;
+
+/// Gives each record (in sequence order, all within `lo..=hi`) its status from `txn_status`.
+fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, _): &mut PlatformSide) -> Result<(), StoreError> {
+    if platform.is_empty() {
+        return Ok(());
+    }
+    // Records scattered thinly over the range (those stored one at a time between bulk
+    // imports): one lookup each.
+    if (platform.len() as i64).saturating_mul(SPARSE_STATUS_RATIO) < hi - lo + 1 {
+        let mut stmt = c.prepare_cached("SELECT status FROM txn_status WHERE seq = ?1")?;
+        for r in platform.iter_mut() {
+            let st: Option<String> = stmt.query_row([r.id.0], |row| row.get(0)).optional()?;
+            let st = st.ok_or_else(|| corrupt("txn_status.seq", format!("no status for record {}", r.id.0)))?;
+            r.status = TxnStatus::parse(&st).map_err(|_| corrupt("txn_status.status", &st))?;
+        }
+        return Ok(());
+    }
+    let mut at = 0;
+    for (seq, status) in differing_statuses(c, (lo, hi))? {
+        // A walk, not a binary search: the next one is a few records on, and records are large.
+        while platform.get(at).is_some_and(|r| r.id.0 < seq) {
+            at += 1;
+        }
+        match platform.get_mut(at) {
+            Some(r) if r.id.0 == seq => r.status = status,
+            // A record of another date, or one the merchant filter left out.
+            _ => {}
         }
     }
-    platform.truncate(kept);
-    received_ms.truncate(kept);
     Ok(())
 }
 
@@ -849,15 +864,27 @@ impl ReconRepo for SqliteStore {
         }
     }
 
-    fn save_recon_run<'a>(&self, run: &NewReconRun, items: &mut dyn Iterator<Item = ReconItemRef<'a>>) -> Result<i64, StoreError> {
-        // The items are encoded here, on the caller's thread, as they come (a few dozen bytes
-        // each, no owned row kept); the writer then stores about a thousand chunks per million
-        // items.
-        let mut builder = chunks::ChunkBuilder::new();
-        for item in items {
-            builder.push(&item);
-        }
-        let sealed = builder.finish();
+    fn save_recon_run<'a>(&self, run: &NewReconRun, parts: &mut [&mut ItemPart<'_, 'a>]) -> Result<i64, StoreError> {
+        // The items are encoded here, as they come (a few dozen bytes each, no owned row
+        // kept), each part on a thread of its own past the first; the writer then stores about
+        // a thousand chunks per million items.
+        let encode = |part: &mut ItemPart<'_, 'a>| {
+            let mut builder = chunks::ChunkBuilder::new();
+            for item in part {
+                builder.push(&item);
+            }
+            builder
+        };
+        let builders: Vec<chunks::ChunkBuilder> = match parts {
+            [] => Vec::new(),
+            [first, rest @ ..] => std::thread::scope(|s| {
+                let handles: Vec<_> = rest.iter_mut().map(|part| s.spawn(|| encode(&mut **part))).collect();
+                let mut built = vec![encode(&mut **first)];
+                built.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+                built
+            }),
+        };
+        let sealed = builders.into_iter().reduce(chunks::ChunkBuilder::append).unwrap_or_default().finish();
         let run = run.clone();
         let done = self.submit(move |ctx: &mut WriterCtx| -> Result<i64, StoreError> {
             let c = &ctx.conn;

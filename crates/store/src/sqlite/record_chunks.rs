@@ -225,6 +225,9 @@ pub(crate) struct Keep<'a> {
     pub from: i64,
     pub to: i64,
     pub merchant: Option<&'a MerchantId>,
+    /// The statuses other than `approved`, by sequence (what `txn_status` holds); every other
+    /// record is `approved`.
+    pub statuses: &'a [(i64, TxnStatus)],
 }
 
 /// A chunk's row in `txn_record_chunks`, less its data: what decoding checks the data against.
@@ -249,6 +252,7 @@ pub(crate) fn decode(
 ) -> Result<(), StoreError> {
     let mut r = ChunkReader::new(data, DATA, bad);
     let (mut seq, mut received_us, mut n) = (span.first_seq, 0i64, 0i64);
+    let mut st = keep.statuses.partition_point(|s| s.0 < span.first_seq);
     while !r.at_end() {
         let presence = r.presence()?;
         if presence & !KNOWN != 0 {
@@ -311,8 +315,12 @@ pub(crate) fn decode(
             channel,
             approved,
             is_reversal: has(REVERSAL),
-            // Replaced from `txn_status` by the caller.
-            status: TxnStatus::Approved,
+            status: {
+                while keep.statuses.get(st).is_some_and(|s| s.0 < seq) {
+                    st += 1;
+                }
+                keep.statuses.get(st).filter(|s| s.0 == seq).map_or(TxnStatus::Approved, |s| s.1)
+            },
             amount,
             currency,
             card,
@@ -429,13 +437,13 @@ mod tests {
         let w = encode(&records);
         assert_eq!((w.first_seq, w.last_seq, w.rows, w.min_date, w.max_date), (100, 599, 500, 20261124, 20261126));
         let (mut got, mut received) = (Vec::new(), Vec::new());
-        let all = Keep { seqs: (0, i64::MAX), from: 20261124, to: 20261126, merchant: None };
+        let all = Keep { seqs: (0, i64::MAX), from: 20261124, to: 20261126, merchant: None, statuses: &[] };
         decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received).unwrap();
         assert_eq!(got, records.iter().map(expected).collect::<Vec<_>>());
         assert_eq!(received, records.iter().map(|r| r.received_at_us / 1000).collect::<Vec<_>>());
 
         let m = MerchantId::parse(&owned[1].merchant).unwrap();
-        let some = Keep { seqs: (150, 420), from: 20261125, to: 20261125, merchant: Some(&m) };
+        let some = Keep { seqs: (150, 420), from: 20261125, to: 20261125, merchant: Some(&m), statuses: &[] };
         let (mut got, mut received) = (Vec::new(), Vec::new());
         decode(&w.data, span_of(&w), &some, &mut DateCache::default(), &mut got, &mut received).unwrap();
         let want: Vec<_> = records
@@ -470,7 +478,7 @@ mod tests {
         let records: Vec<RecordRef<'_>> = owned.iter().enumerate().map(|(n, o)| record(n as i64, o)).collect();
         let want: Vec<PlatformRecord> = records.iter().map(expected).collect();
         let w = encode(&records);
-        let all = Keep { seqs: (0, i64::MAX), from: 0, to: i64::MAX, merchant: None };
+        let all = Keep { seqs: (0, i64::MAX), from: 0, to: i64::MAX, merchant: None, statuses: &[] };
         for cut in 0..w.data.len() {
             let (mut got, mut received) = (Vec::new(), Vec::new());
             let r = decode(&w.data[..cut], span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received);

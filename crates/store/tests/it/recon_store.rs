@@ -70,7 +70,7 @@ fn run(store: &SqliteStore) -> i64 {
         clearing_rows: input.clearing.len() as u64,
     };
     let mut items = report.items.iter().map(|i| ReconItemRef::recorded(i, &input));
-    store.save_recon_run(&new, &mut items).unwrap()
+    store.save_recon_run(&new, &mut [&mut items]).unwrap()
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn items_of_a_large_run_page_by_outcome_merchant_and_terminal_across_chunks() {
         platform_records: 1,
         clearing_rows: items.len() as u64,
     };
-    let id = f.store.save_recon_run(&new, &mut items.iter().map(ReconItemRow::as_ref)).unwrap();
+    let id = f.store.save_recon_run(&new, &mut [&mut items.iter().map(ReconItemRow::as_ref)]).unwrap();
     let terminal_of = |i: &ReconItemRow| i.terminal_id.clone().unwrap_or_else(|| T1.to_owned());
 
     let check = |outcome: Option<Outcome>, scope: Scope| {

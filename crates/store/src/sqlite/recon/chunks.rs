@@ -50,7 +50,6 @@ struct Group {
 
 /// Groups items by (merchant, outcome) as they come, encoding each at once (no owned row is
 /// kept), then numbers them group by group.
-#[derive(Default)]
 pub(crate) struct ChunkBuilder {
     merchants: HashMap<String, usize>,
     /// Groups by `merchant index * OUTCOMES + outcome`; the merchant-less items use index 0.
@@ -61,6 +60,12 @@ pub(crate) struct ChunkBuilder {
 
 const OUTCOMES: usize = Outcome::ALL.len();
 
+impl Default for ChunkBuilder {
+    fn default() -> Self {
+        ChunkBuilder::new()
+    }
+}
+
 impl ChunkBuilder {
     pub(crate) fn new() -> ChunkBuilder {
         ChunkBuilder { merchants: HashMap::new(), groups: Vec::new(), names: vec![None] }
@@ -69,15 +74,7 @@ impl ChunkBuilder {
     pub(crate) fn push(&mut self, item: &ReconItemRef<'_>) {
         let m = match item.merchant_id {
             None => 0,
-            Some(name) => match self.merchants.get(name) {
-                Some(&i) => i,
-                None => {
-                    let i = self.names.len();
-                    self.names.push(Some(name.to_owned()));
-                    self.merchants.insert(name.to_owned(), i);
-                    i
-                }
-            },
+            Some(name) => self.merchant_index(name),
         };
         let slot = m * OUTCOMES + outcome_code(item.outcome) as usize;
         if self.groups.len() <= slot {
@@ -91,6 +88,44 @@ impl ChunkBuilder {
         if chunk.items as usize >= ITEMS_PER_CHUNK_MAX {
             let full = std::mem::take(&mut group.open);
             group.done.push(full);
+        }
+    }
+
+    /// This builder's items followed by `later`'s, as if one builder had been given them all
+    /// (a group's chunks stay in order; the chunk at a seam may hold fewer items).
+    pub(crate) fn append(mut self, later: ChunkBuilder) -> ChunkBuilder {
+        let ChunkBuilder { groups, names, .. } = later;
+        for (slot, group) in groups.into_iter().enumerate() {
+            let Some(later_group) = group else { continue };
+            let (m, outcome) = (slot / OUTCOMES, slot % OUTCOMES);
+            let here = match &names[m] {
+                None => 0,
+                Some(name) => self.merchant_index(name),
+            };
+            let slot = here * OUTCOMES + outcome;
+            if self.groups.len() <= slot {
+                self.groups.resize_with((here + 1) * OUTCOMES, || None);
+            }
+            let group = self.groups[slot].get_or_insert_with(Group::default);
+            if group.open.items > 0 {
+                let open = std::mem::take(&mut group.open);
+                group.done.push(open);
+            }
+            group.done.extend(later_group.done);
+            group.open = later_group.open;
+        }
+        self
+    }
+
+    fn merchant_index(&mut self, name: &str) -> usize {
+        match self.merchants.get(name) {
+            Some(&i) => i,
+            None => {
+                let i = self.names.len();
+                self.names.push(Some(name.to_owned()));
+                self.merchants.insert(name.to_owned(), i);
+                i
+            }
         }
     }
 
@@ -367,6 +402,55 @@ mod tests {
             assert_eq!(g, e);
         }
         assert_eq!(got.len(), expected.len());
+    }
+
+    fn decoded(chunks: &[SealedChunk]) -> Vec<(ReconItemRow, Option<String>, i64)> {
+        let mut got = Vec::new();
+        for c in chunks {
+            let mut r = ChunkReader::new(&c.data, c.first_id, c.merchant_id.as_deref(), c.outcome).unwrap();
+            while let Some(i) = r.next_item().unwrap() {
+                got.push((i, c.merchant_id.clone(), c.outcome));
+            }
+        }
+        got
+    }
+
+    /// Items encoded in parts, each by a builder of its own, then appended, number and decode
+    /// exactly as the same items given to one builder: wherever the seams fall, whichever
+    /// groups a part lacks or has alone.
+    #[test]
+    fn builders_appended_give_the_items_of_one_builder() {
+        let merchants = [Some("M3"), Some("M1"), None, Some("M2")];
+        let items: Vec<ReconItemRow> = (0..(ITEMS_PER_CHUNK_MAX as i64 * 3 + 77))
+            .map(|n| {
+                // M2 appears only late, M3 only early: parts hold different groups.
+                let m = if n < 1500 { merchants[n as usize % 3] } else { merchants[1 + n as usize % 3] };
+                item(m, [Outcome::Matched, Outcome::AmountMismatch, Outcome::MissingInPlatform][(n / 5) as usize % 3], n)
+            })
+            .collect();
+        let mut one = ChunkBuilder::new();
+        for i in &items {
+            one.push(&i.as_ref());
+        }
+        let expected = decoded(&one.finish());
+        for seams in [vec![1], vec![1024], vec![1500], vec![700, 2000, 2001], vec![items.len() - 1]] {
+            let mut builders = Vec::new();
+            let mut from = 0;
+            for to in seams.iter().copied().chain([items.len()]) {
+                let mut b = ChunkBuilder::new();
+                for i in &items[from..to] {
+                    b.push(&i.as_ref());
+                }
+                builders.push(b);
+                from = to;
+            }
+            let chunks = builders.into_iter().reduce(ChunkBuilder::append).unwrap().finish();
+            assert!(chunks.iter().all(|c| c.items as usize <= ITEMS_PER_CHUNK_MAX && c.items > 0));
+            for w in chunks.windows(2) {
+                assert_eq!(w[0].first_id + w[0].items, w[1].first_id, "ids run on from chunk to chunk");
+            }
+            assert_eq!(decoded(&chunks), expected, "seams at {seams:?}");
+        }
     }
 
     #[test]
