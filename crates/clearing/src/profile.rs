@@ -41,6 +41,9 @@ pub enum Field {
 }
 
 impl Field {
+    /// How many fields there are: `field as usize` is below it.
+    pub const COUNT: usize = Field::RefundRef as usize + 1;
+
     pub const CANONICAL: [Field; 16] = [
         Field::SettlementDate,
         Field::MerchantId,

@@ -56,7 +56,17 @@ impl CardSummary {
         }
         let last4 = std::str::from_utf8(tail).expect("digits").to_owned();
         let bin = std::str::from_utf8(head).expect("digits").to_owned();
-        Ok(CardSummary { masked: format!("{bin}{}{last4}", "*".repeat(mid.len())), bin, last4, token: String::new() })
+        // Written with `*` already (the usual case), the number is kept as given.
+        let masked = if mid.iter().all(|&c| c == b'*') {
+            m.to_owned()
+        } else {
+            let mut s = String::with_capacity(b.len());
+            s.push_str(&bin);
+            s.extend(std::iter::repeat_n('*', mid.len()));
+            s.push_str(&last4);
+            s
+        };
+        Ok(CardSummary { masked, bin, last4, token: String::new() })
     }
 }
 
