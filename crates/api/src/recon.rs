@@ -86,10 +86,10 @@ struct StoreSink<'a> {
 }
 
 impl RowSink for StoreSink<'_> {
-    fn row(&mut self, row: clearing::ClearingRow) {
+    fn row(&mut self, mut row: clearing::ClearingRow) {
         let Some(import) = self.import.as_mut() else { return };
-        let card_token = row.card.as_ref().map(|c| c.token.clone()).filter(|t| !t.is_empty());
-        let sub_merchant_id = row.sub_merchant_id.clone();
+        let card_token = row.card_token.take().filter(|t| !t.is_empty());
+        let sub_merchant_id = row.sub_merchant_id.take();
         let record = row.into_recon(recon::ClearingFileId(0));
         if let Err(e) = import.push(NewClearingRow { record, card_token, sub_merchant_id }) {
             self.failed = Some(e);

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use domain::{
-    Amount, AuthCode, BatchNo, CardKey, CardSummary, Channel, Currency, MerchantId, Pan, Rrn, SettlementDate, Stan,
+    Amount, AuthCode, BatchNo, CardKey, Channel, Currency, MerchantId, Pan, Rrn, SettlementDate, Stan,
     TerminalId, TxnKind,
 };
 use sha2::{Digest, Sha256};
@@ -54,7 +54,11 @@ pub struct ClearingRow {
     pub auth_code: Option<AuthCode>,
     pub kind: TxnKind,
     pub channel: Channel,
-    pub card: Option<CardSummary>,
+    /// BIN and last four, from a masked number or reduced from a clear one on arrival.
+    pub card: Option<recon::MaskedCard>,
+    /// The keyed token (HMAC-SHA256, hex) when the file carried a clear card number; never the
+    /// number itself.
+    pub card_token: Option<String>,
     /// Positive; `kind` gives the direction. For WeChat Pay: 订单金额 (申请退款金额 on refunds).
     pub amount: Amount,
     /// Positive; for voids and refunds the fee returned.
@@ -88,7 +92,7 @@ impl ClearingRow {
             auth_code: self.auth_code,
             kind: self.kind,
             channel: self.channel,
-            card: self.card.as_ref().and_then(recon::MaskedCard::from_summary),
+            card: self.card,
             amount: self.amount,
             fee: self.fee,
             currency: self.currency,
@@ -954,17 +958,18 @@ fn parse_row(
     let mut external_ref = r.text(Field::ExternalRef).map(|(_, v)| v.into_owned());
     let mut original_external_ref = None;
 
-    let card = match r.text(Field::Card) {
-        None => None,
+    let (card, card_token) = match r.text(Field::Card) {
+        None => (None, None),
         Some((label, v)) => {
-            if let Ok(summary) = CardSummary::from_masked(&v) {
-                Some(summary)
+            if let Ok((bin, last4)) = domain::masked_parts(&v) {
+                (recon::MaskedCard::new(bin, last4), None)
             } else if let Ok(pan) = Pan::parse(&v) {
-                Some(pan.summary(options.card_key))
+                let summary = pan.summary(options.card_key);
+                (recon::MaskedCard::from_summary(&summary), Some(summary.token))
             } else {
                 let shown = redact_card(&v);
                 r.error(label, &shown, "must be a masked card number (622202******1234) or a card number");
-                None
+                (None, None)
             }
         }
     };
@@ -1098,6 +1103,7 @@ fn parse_row(
             kind,
             channel,
             card,
+            card_token,
             amount,
             fee,
             net_amount_fen,

@@ -13,7 +13,7 @@ mod secret;
 mod settlement;
 mod txn;
 
-pub use card::{luhn_valid, CardError, CardKey, CardSummary, Pan};
+pub use card::{luhn_valid, masked_parts, CardError, CardKey, CardSummary, Pan};
 pub use ids::{AuthCode, BatchNo, IdError, MerchantId, Rrn, Stan, TerminalId};
 pub use money::{Amount, Currency, MoneyError};
 pub use secret::Secret;
