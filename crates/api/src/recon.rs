@@ -78,23 +78,105 @@ impl From<ClearingImportError> for ClearingImportRefusal {
     }
 }
 
+/// Rows held while the file's digest is still being computed, at most: then the parse waits
+/// for the digest (which reads the file at several times the parse's pace).
+const ROWS_HELD_MAX: usize = 65_536;
+
+/// The SHA-256 (hex) of the bytes being imported, or where it will come from.
+pub enum FileDigest<'d> {
+    Known(&'d str),
+    /// Being computed beside the parse (a second read of the file); an I/O error refuses it.
+    Pending(std::sync::mpsc::Receiver<std::io::Result<String>>),
+}
+
+/// Where the rows go: to the store's import once it has begun, held until then.
 struct StoreSink<'a> {
+    store: &'a SqliteStore,
+    req: &'a ClearingImportRequest<'a>,
+    digest: Option<std::sync::mpsc::Receiver<std::io::Result<String>>>,
+    sha256_hex: Option<String>,
+    held: Vec<clearing::ClearingRow>,
     import: Option<ClearingImport>,
-    failed: Option<ClearingImportError>,
+    failed: Option<ClearingImportRefusal>,
     bad: Vec<BadRow>,
     progress: &'a mut dyn FnMut(u64),
 }
 
-impl RowSink for StoreSink<'_> {
-    fn row(&mut self, mut row: clearing::ClearingRow) {
+impl StoreSink<'_> {
+    /// Begins the store's import once the digest is known (waiting for it if `wait`), then hands
+    /// it the rows held so far. A file imported before is refused here, before the parse ends.
+    fn begin(&mut self, wait: bool) {
+        if self.import.is_some() || self.failed.is_some() {
+            return;
+        }
+        if let Some(rx) = &self.digest {
+            let got = if wait {
+                rx.recv().map_err(|_| None)
+            } else {
+                rx.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => Some(()),
+                    std::sync::mpsc::TryRecvError::Disconnected => None,
+                })
+            };
+            match got {
+                Ok(Ok(sha)) => self.sha256_hex = Some(sha),
+                Ok(Err(e)) => {
+                    self.failed = Some(ClearingImportRefusal::File(FileError::Io(e)));
+                    return;
+                }
+                Err(Some(())) => return,
+                Err(None) => {
+                    let gone = std::io::Error::other("the digest of the file was not computed");
+                    self.failed = Some(ClearingImportRefusal::File(FileError::Io(gone)));
+                    return;
+                }
+            }
+            self.digest = None;
+        }
+        let Some(sha) = self.sha256_hex.clone() else { return };
+        let req = self.req;
+        match self.store.begin_clearing_import(NewClearingFile {
+            sha256_hex: sha,
+            name: req.name.clone(),
+            profile: req.profile.name.clone(),
+            actor: req.actor.clone(),
+            replace: req.replace,
+        }) {
+            Ok(import) => self.import = Some(import),
+            Err(e) => {
+                self.failed = Some(e.into());
+                self.held = Vec::new();
+                return;
+            }
+        }
+        for row in std::mem::take(&mut self.held) {
+            self.store_row(row);
+        }
+    }
+
+    fn store_row(&mut self, mut row: clearing::ClearingRow) {
         let Some(import) = self.import.as_mut() else { return };
         let card_token = row.card_token.take().filter(|t| !t.is_empty());
         let sub_merchant_id = row.sub_merchant_id.take();
         let record = row.into_recon(recon::ClearingFileId(0));
         if let Err(e) = import.push(NewClearingRow { record, card_token, sub_merchant_id }) {
-            self.failed = Some(e);
+            self.failed = Some(e.into());
             self.import = None;
         }
+    }
+}
+
+impl RowSink for StoreSink<'_> {
+    fn row(&mut self, row: clearing::ClearingRow) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.import.is_none() {
+            self.held.push(row);
+            self.begin(self.held.len() >= ROWS_HELD_MAX);
+            return;
+        }
+        self.store_row(row);
     }
 
     fn bad_row(&mut self, bad: BadRow) {
@@ -105,43 +187,65 @@ impl RowSink for StoreSink<'_> {
 
     fn progress(&mut self, bytes_read: u64) {
         (self.progress)(bytes_read);
+        self.begin(false);
+    }
+
+    fn keep_going(&self) -> bool {
+        self.failed.is_none()
     }
 }
 
 /// Imports one clearing file: refuses bytes imported before (unless `replace`), parses as it
 /// stores, and keeps nothing when any row is bad (unless `allow_partial`) or the file is refused.
-/// `sha256_hex` is the digest of the bytes `reader` yields (checked first, before parsing).
+/// `digest` is the SHA-256 of the bytes `reader` yields; while a pending one is computed the
+/// parse goes on with the first rows held, and a file imported before is refused as soon as the
+/// digest is known. The parse's own digest must equal it: a file that changed in between is
+/// refused.
 pub fn import_clearing(
     store: &SqliteStore,
     card_key: &CardKey,
-    sha256_hex: &str,
+    digest: FileDigest<'_>,
     reader: impl Read,
     req: &ClearingImportRequest<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ClearingImportOutcome, ClearingImportRefusal> {
-    let import = store.begin_clearing_import(NewClearingFile {
-        sha256_hex: sha256_hex.to_owned(),
-        name: req.name.clone(),
-        profile: req.profile.name.clone(),
-        actor: req.actor.clone(),
-        replace: req.replace,
-    })?;
-    let options = ParseOptions { settlement_date: req.settlement_date, card_key };
-    let mut sink = StoreSink { import: Some(import), failed: None, bad: Vec::new(), progress };
-    let parsed = clearing::parse(reader, req.profile, &options, &mut sink);
-    let StoreSink { import, failed, bad, .. } = sink;
-    if let Some(e) = failed {
-        return Err(e.into());
+    let (sha256_hex, digest) = match digest {
+        FileDigest::Known(sha) => (Some(sha.to_owned()), None),
+        FileDigest::Pending(rx) => (None, Some(rx)),
+    };
+    let mut sink =
+        StoreSink { store, req, digest, sha256_hex, held: Vec::new(), import: None, failed: None, bad: Vec::new(), progress };
+    // A known digest refuses a file imported before ahead of any parsing.
+    if sink.digest.is_none() {
+        sink.begin(true);
+        if let Some(e) = sink.failed.take() {
+            return Err(e);
+        }
     }
-    let Some(import) = import else { return Err(ClearingImportRefusal::Store(StoreError::WriterGone)) };
+    let options = ParseOptions { settlement_date: req.settlement_date, card_key };
+    let parsed = clearing::parse(reader, req.profile, &options, &mut sink);
+    if parsed.is_ok() {
+        // A file with fewer rows than are held, or none: the import begins now.
+        sink.begin(true);
+    }
+    let StoreSink { import, failed, bad, sha256_hex, .. } = sink;
+    if let Some(e) = failed {
+        if let Some(import) = import {
+            import.abort();
+        }
+        return Err(e);
+    }
     let summary = match parsed {
         Ok(s) => s,
         Err(e) => {
-            import.abort();
+            if let Some(import) = import {
+                import.abort();
+            }
             return Err(ClearingImportRefusal::File(e));
         }
     };
-    if summary.sha256_hex() != sha256_hex {
+    let Some(import) = import else { return Err(ClearingImportRefusal::Store(StoreError::WriterGone)) };
+    if sha256_hex.as_deref() != Some(summary.sha256_hex().as_str()) {
         import.abort();
         return Err(ClearingImportRefusal::Store(StoreError::Invalid {
             what: "clearing file",
@@ -540,7 +644,7 @@ pub async fn upload(State(state): State<AppState>, caller: Caller, headers: Head
         .blocking(move |store| {
             let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
             let req = ClearingImportRequest { name, profile: &profile, settlement_date: date, allow_partial, replace, actor };
-            Ok(import_clearing(&store, &card_key, &sha, &bytes[..], &req, &mut |_| {}))
+            Ok(import_clearing(&store, &card_key, FileDigest::Known(&sha), &bytes[..], &req, &mut |_| {}))
         })
         .await?;
     match result {

@@ -51,6 +51,8 @@ pub enum FileError {
     TotalsMalformed { line: u64, reason: String },
     #[error("the file has no totals row although the profile expects one")]
     TotalsMissing,
+    #[error("stopped at line {line}: the rows were refused")]
+    Stopped { line: u64 },
 }
 
 /// Why a profile could not be used.

@@ -34,6 +34,11 @@ pub trait RowSink {
     fn bad_row(&mut self, bad: BadRow);
     /// Bytes read so far.
     fn progress(&mut self, _bytes_read: u64) {}
+    /// `false` once the sink wants no more rows (it has refused the file): the parse stops
+    /// reading, with [`FileError::Stopped`]. Asked every [`PROGRESS_EVERY_BYTES`].
+    fn keep_going(&self) -> bool {
+        true
+    }
 }
 
 /// One imported clearing row. It never holds a clear card number.
@@ -367,6 +372,10 @@ fn parse_lines<'scope, 'env, R: Read>(
         if lines.bytes_read() - last_progress >= PROGRESS_EVERY_BYTES {
             last_progress = lines.bytes_read();
             sink.progress(last_progress);
+            if !sink.keep_going() {
+                rows.finish(sink, &mut summary)?;
+                return Err(FileError::Stopped { line: line_no });
+            }
         }
         if line_no < profile.header_row {
             continue;

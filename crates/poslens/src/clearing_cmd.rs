@@ -76,7 +76,15 @@ pub fn import_clearing(data: &Path, a: ClearingArgs) -> anyhow::Result<ExitCode>
     let date = a.date.as_deref().map(|d| parse_date(d, "--date")).transpose()?;
     let f = File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
     let total_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let sha = hex::encode(clearing::sha256_of(std::io::BufReader::with_capacity(1 << 20, f)).context("reading the file")?);
+    // The digest that refuses a file imported before is computed beside the parse (a second
+    // read of the file), not ahead of it; the import begins when it is known.
+    let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("clearing-digest".into())
+        .spawn(move || {
+            let _ = digest_tx.send(clearing::sha256_of(std::io::BufReader::with_capacity(1 << 20, f)).map(hex::encode));
+        })
+        .context("starting the digest thread")?;
     let (store, card_key) = crate::open_store(data)?;
     let bar = ProgressBar::new(total_bytes.max(1));
     bar.set_style(
@@ -94,7 +102,8 @@ pub fn import_clearing(data: &Path, a: ClearingArgs) -> anyhow::Result<ExitCode>
     };
     let started = std::time::Instant::now();
     let f = File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
-    let result = api::recon::import_clearing(&store, &card_key, &sha, f, &req, &mut |b| bar.set_position(b));
+    let result =
+        api::recon::import_clearing(&store, &card_key, api::recon::FileDigest::Pending(digest_rx), f, &req, &mut |b| bar.set_position(b));
     bar.finish_and_clear();
     match result {
         Ok(o) => {

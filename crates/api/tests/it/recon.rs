@@ -208,3 +208,98 @@ async fn diagnosis_finds_an_item_beyond_the_first_page_of_a_large_run() {
     let v = ask(&w, &a, json!({"expected": {"rrn": format!("{:012}", 500_000_000_000u64 + u64::from(missing))}})).await;
     assert_eq!(v["findings"][0]["code"], "MISSING_AT_BANK", "{v}");
 }
+
+mod digest_beside_the_parse {
+    use super::*;
+    use api::recon::{import_clearing, ClearingImportRefusal, ClearingImportRequest, FileDigest};
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::sync_channel;
+    use std::sync::Arc;
+    use store::{ClearingRepo, SqliteStore, StoreConfig};
+
+    fn bytes(rows: u32) -> Vec<u8> {
+        let lines: Vec<String> = (1..=rows).map(|i| line(MA, "A0000001", i, "10.00")).collect();
+        file(&lines).into_bytes()
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+    }
+
+    /// Counts the bytes the parse has read.
+    struct Counting<'b> {
+        inner: &'b [u8],
+        read: Arc<AtomicU64>,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.fetch_add(n as u64, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    /// The CLI computes the digest beside the parse: rows parsed before it is known are held,
+    /// then stored; a wrong digest, a failed one and bytes imported before are each refused
+    /// with nothing kept.
+    #[test]
+    fn rows_wait_for_the_digest_and_every_refusal_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let card_key = store::card_key(dir.path()).unwrap();
+        let profile = clearing::Profile::canonical();
+        let req = ClearingImportRequest {
+            name: "card.csv".into(),
+            profile: &profile,
+            settlement_date: None,
+            allow_partial: false,
+            replace: false,
+            actor: "test".into(),
+        };
+        let data = bytes(20_000);
+        let import = |digest: FileDigest<'_>, reader: &mut dyn Read| import_clearing(&store, &card_key, digest, reader, &req, &mut |_| {});
+
+        // The digest arrives only once the parse has read a megabyte: the rows before it wait.
+        let read = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = sync_channel(1);
+        let (seen, digest) = (Arc::clone(&read), sha(&data));
+        let sender = std::thread::spawn(move || {
+            while seen.load(Ordering::SeqCst) < 1 << 20 {
+                std::thread::yield_now();
+            }
+            tx.send(Ok(digest)).unwrap();
+        });
+        let out = import(FileDigest::Pending(rx), &mut Counting { inner: &data, read }).unwrap();
+        sender.join().unwrap();
+        assert_eq!((out.file.rows, out.summary.rows), (20_000, 20_000));
+        assert_eq!(store.list_clearing_files(10).unwrap().len(), 1);
+
+        // The same bytes again: refused once the digest is known, before the parse ends.
+        let (tx, rx) = sync_channel(1);
+        tx.send(Ok(sha(&data))).unwrap();
+        let refused = import(FileDigest::Pending(rx), &mut &data[..]).unwrap_err();
+        assert!(matches!(refused, ClearingImportRefusal::Duplicate(_)), "{refused:?}");
+
+        // A digest of other bytes: the file changed while it was read.
+        let other = bytes(3);
+        let (tx, rx) = sync_channel(1);
+        tx.send(Ok(sha(b"something else"))).unwrap();
+        let refused = import(FileDigest::Pending(rx), &mut &other[..]).unwrap_err();
+        assert!(refused.to_string().contains("changed"), "{refused}");
+
+        // The digest could not be computed.
+        let (tx, rx) = sync_channel(1);
+        tx.send(Err(std::io::Error::other("disk gone"))).unwrap();
+        let refused = import(FileDigest::Pending(rx), &mut &other[..]).unwrap_err();
+        assert!(matches!(refused, ClearingImportRefusal::File(_)), "{refused:?}");
+        let (tx, rx) = sync_channel::<std::io::Result<String>>(1);
+        drop(tx);
+        let refused = import(FileDigest::Pending(rx), &mut &other[..]).unwrap_err();
+        assert!(matches!(refused, ClearingImportRefusal::File(_)), "{refused:?}");
+
+        let files = store.list_clearing_files(10).unwrap();
+        assert_eq!(files.len(), 1, "only the first import was kept: {files:?}");
+    }
+}

@@ -152,3 +152,34 @@ proptest! {
         let _ = import(&bytes, &Profile::canonical(), None);
     }
 }
+
+/// A sink that refuses the file after its first rows: the parse stops within a progress step
+/// instead of reading the rest (a refused import does not parse a large file to its end).
+#[test]
+fn a_sink_that_refuses_stops_the_parse() {
+    struct Refusing {
+        rows: u64,
+    }
+    impl clearing::RowSink for Refusing {
+        fn row(&mut self, _: clearing::ClearingRow) {
+            self.rows += 1;
+        }
+        fn bad_row(&mut self, _: clearing::BadRow) {}
+        fn keep_going(&self) -> bool {
+            self.rows == 0
+        }
+    }
+    let rows: Vec<String> = (0..40_000).map(|i| GOOD.replace("000123", &format!("{:06}", i + 1))).collect();
+    let bytes = file(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(bytes.len() as u64 > 3 * clearing::PROGRESS_EVERY_BYTES);
+    let key = key();
+    let options = ParseOptions { settlement_date: None, card_key: &key };
+    let mut sink = Refusing { rows: 0 };
+    match parse(&bytes[..], &Profile::canonical(), &options, &mut sink) {
+        Err(FileError::Stopped { line }) => {
+            assert!(line < 40_000 / 2, "stopped at line {line}");
+            assert!(sink.rows < 40_000 / 2, "{} rows parsed", sink.rows);
+        }
+        other => panic!("expected a stop, got {other:?}"),
+    }
+}
