@@ -122,12 +122,14 @@ impl StoreSink<'_> {
                 Ok(Ok(sha)) => self.sha256_hex = Some(sha),
                 Ok(Err(e)) => {
                     self.failed = Some(ClearingImportRefusal::File(FileError::Io(e)));
+                    self.held = Vec::new();
                     return;
                 }
                 Err(Some(())) => return,
                 Err(None) => {
                     let gone = std::io::Error::other("the digest of the file was not computed");
                     self.failed = Some(ClearingImportRefusal::File(FileError::Io(gone)));
+                    self.held = Vec::new();
                     return;
                 }
             }
@@ -224,10 +226,10 @@ pub fn import_clearing(
     }
     let options = ParseOptions { settlement_date: req.settlement_date, card_key };
     let parsed = clearing::parse(reader, req.profile, &options, &mut sink);
-    if parsed.is_ok() {
-        // A file with fewer rows than are held, or none: the import begins now.
-        sink.begin(true);
-    }
+    // A file with fewer rows than are held, or none, begins its import now; so does one the
+    // parse refused before the digest came, so that bytes imported before are named as such
+    // whatever else is wrong with them (the import is then aborted).
+    sink.begin(true);
     let StoreSink { import, failed, bad, sha256_hex, .. } = sink;
     if let Some(e) = failed {
         if let Some(import) = import {

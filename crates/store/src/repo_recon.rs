@@ -238,11 +238,11 @@ pub struct ReconItemRow {
     pub clearing_line: Option<u64>,
 }
 
-/// One item borrowed from an engine report (or from a [`ReconItemRow`]): what a run records and
-/// what `--items` writes, without copying a string per field (a run has a million items).
 /// Some of a run's items, in order, for [`ReconRepo::save_recon_run`].
 pub type ItemPart<'p, 'a> = dyn Iterator<Item = ReconItemRef<'a>> + Send + 'p;
 
+/// One item borrowed from an engine report (or from a [`ReconItemRow`]): what a run records and
+/// what `--items` writes, without copying a string per field (a run has a million items).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconItemRef<'a> {
     pub outcome: Outcome,

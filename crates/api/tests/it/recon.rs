@@ -282,6 +282,22 @@ mod digest_beside_the_parse {
         let refused = import(FileDigest::Pending(rx), &mut &data[..]).unwrap_err();
         assert!(matches!(refused, ClearingImportRefusal::Duplicate(_)), "{refused:?}");
 
+        // The same bytes under a profile whose columns they lack: still named as imported
+        // before, not as a missing column.
+        let wechat = clearing::Profile::builtin("wechatpay-tradebill").unwrap();
+        let wrong = ClearingImportRequest {
+            name: "card.csv".into(),
+            profile: &wechat,
+            settlement_date: None,
+            allow_partial: false,
+            replace: false,
+            actor: "test".into(),
+        };
+        let (tx, rx) = sync_channel(1);
+        tx.send(Ok(sha(&data))).unwrap();
+        let refused = import_clearing(&store, &card_key, FileDigest::Pending(rx), &data[..], &wrong, &mut |_| {}).unwrap_err();
+        assert!(matches!(refused, ClearingImportRefusal::Duplicate(_)), "{refused:?}");
+
         // A digest of other bytes: the file changed while it was read.
         let other = bytes(3);
         let (tx, rx) = sync_channel(1);

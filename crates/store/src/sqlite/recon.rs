@@ -158,7 +158,7 @@ fn dated_chunks(c: &Connection, from: i64, to: i64) -> Result<Vec<(i64, i64, i64
 }
 
 /// The records dated `from..=to` of `chunks` (consecutive entries of [`dated_chunks`]), decoded
-/// in sequence order with their receive times (ms), then given their statuses.
+/// in sequence order with their receive times (ms) and their statuses.
 fn load_platform_chunks(
     c: &Connection,
     chunks: &[(i64, i64, i64)],
@@ -380,8 +380,9 @@ fn load_platform_rows(
 
 /// The statuses other than `approved` of sequences `lo..=hi`, by sequence. Most records are
 /// `approved`: SQLite skips those rows itself, a fraction of the cost of handing every row over.
-/// Every record has a status row, written in the same transaction as the record; `verify` walks
-/// the two tables in step and names a gap.
+/// A record without a status row is therefore taken as `approved` on every path. Every record
+/// has one, written in the same transaction as the record; `verify` walks the two tables in step
+/// and names a gap.
 fn differing_statuses(c: &Connection, (lo, hi): (i64, i64)) -> Result<Vec<(i64, TxnStatus)>, StoreError> {
     let mut stmt = c.prepare_cached("SELECT seq, status FROM txn_status WHERE seq BETWEEN ?1 AND ?2 AND status <> ?3 ORDER BY seq")?;
     let mut rows = stmt.query(params![lo, hi, TxnStatus::Approved.as_str()])?;
@@ -406,9 +407,11 @@ fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, _): &mut Plat
     if (platform.len() as i64).saturating_mul(SPARSE_STATUS_RATIO) < hi - lo + 1 {
         let mut stmt = c.prepare_cached("SELECT status FROM txn_status WHERE seq = ?1")?;
         for r in platform.iter_mut() {
+            // As on the other paths, a record without a status row stays `approved`.
             let st: Option<String> = stmt.query_row([r.id.0], |row| row.get(0)).optional()?;
-            let st = st.ok_or_else(|| corrupt("txn_status.seq", format!("no status for record {}", r.id.0)))?;
-            r.status = TxnStatus::parse(&st).map_err(|_| corrupt("txn_status.status", &st))?;
+            if let Some(st) = st {
+                r.status = TxnStatus::parse(&st).map_err(|_| corrupt("txn_status.status", &st))?;
+            }
         }
         return Ok(());
     }

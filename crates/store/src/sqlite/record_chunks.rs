@@ -238,8 +238,8 @@ pub(crate) struct Span {
     pub rows: i64,
 }
 
-/// Decodes one chunk into `out` (records, with a placeholder status the caller replaces from
-/// `txn_status`) and `received_ms`, keeping what `keep` asks for. The records must be exactly
+/// Decodes one chunk into `out` (records, with the statuses `keep.statuses` gives, `approved`
+/// for the rest) and `received_ms`, keeping what `keep` asks for. The records must be exactly
 /// the sequences `span` covers, one each, in order: anything else is an error, not a record
 /// with a wrong id.
 pub(crate) fn decode(

@@ -21,7 +21,8 @@ use crate::error::StoreError;
 use crate::sqlite::varint::{put_i64, put_text, put_u64, Bytes};
 use crate::repo_recon::{ReconItemRef, ReconItemRow};
 
-/// Items per chunk at most: a page decodes at most two chunks of this size.
+/// Items per chunk at most. A page of a few hundred items decodes two chunks, or three where a
+/// group has the short chunk left at the seam of two encoding parts (see `append`).
 pub(crate) const ITEMS_PER_CHUNK_MAX: usize = 1024;
 
 /// One chunk ready to store: items `first_id ..= first_id + items - 1` of one group.
