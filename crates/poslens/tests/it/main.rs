@@ -253,7 +253,9 @@ fn demo_serves_generated_data_and_reuses_it() {
     // A terminal signing on continues after the generated batches: the simulator's purchases
     // are all approved (no 94 from reused batch/STAN keys) and its settlement balances.
     let pos_line = std::iter::from_fn(|| server.lines.recv_timeout(Duration::from_secs(10)).ok())
-        .find(|l| l.contains("POS front end"))
+        // The demo's own line, not the front end's log line ("… INFO pos::server: POS front
+        // end listening …" on stderr), which may come first.
+        .find(|l| l.trim_start().starts_with("POS front end"))
         .expect("the demo prints the POS address");
     let pos_addr = pos_line.split_whitespace().nth(3).unwrap().to_owned();
     let sim = Command::new(BIN)
