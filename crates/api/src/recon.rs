@@ -110,30 +110,24 @@ impl StoreSink<'_> {
             return;
         }
         if let Some(rx) = &self.digest {
+            // `None`: the digest thread ended without an answer.
             let got = if wait {
-                rx.recv().map_err(|_| None)
+                rx.recv().ok()
             } else {
-                rx.try_recv().map_err(|e| match e {
-                    std::sync::mpsc::TryRecvError::Empty => Some(()),
-                    std::sync::mpsc::TryRecvError::Disconnected => None,
-                })
+                match rx.try_recv() {
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                    got => got.ok(),
+                }
             };
-            match got {
-                Ok(Ok(sha)) => self.sha256_hex = Some(sha),
-                Ok(Err(e)) => {
+            self.digest = None;
+            match got.unwrap_or_else(|| Err(std::io::Error::other("the digest of the file was not computed"))) {
+                Ok(sha) => self.sha256_hex = Some(sha),
+                Err(e) => {
                     self.failed = Some(ClearingImportRefusal::File(FileError::Io(e)));
                     self.held = Vec::new();
                     return;
                 }
-                Err(Some(())) => return,
-                Err(None) => {
-                    let gone = std::io::Error::other("the digest of the file was not computed");
-                    self.failed = Some(ClearingImportRefusal::File(FileError::Io(gone)));
-                    self.held = Vec::new();
-                    return;
-                }
             }
-            self.digest = None;
         }
         let Some(sha) = self.sha256_hex.clone() else { return };
         let req = self.req;

@@ -41,21 +41,12 @@ impl CardSummary {
     /// From an already-masked number (`622202******1234`), as API clients and clearing files
     /// may send. No token can be made from it.
     pub fn from_masked(masked: &str) -> Result<CardSummary, CardError> {
-        let (bin, last4) = masked_parts(masked)?;
-        let (m, b) = (masked.trim(), masked.trim().as_bytes());
-        let mid = &b[6..b.len() - 4];
-        let (bin, last4) = (bin.to_owned(), last4.to_owned());
+        let m = masked.trim();
+        let (bin, last4) = masked_parts(m)?;
+        let mid = &m[6..m.len() - 4];
         // Written with `*` already (the usual case), the number is kept as given.
-        let masked = if mid.iter().all(|&c| c == b'*') {
-            m.to_owned()
-        } else {
-            let mut s = String::with_capacity(b.len());
-            s.push_str(&bin);
-            s.extend(std::iter::repeat_n('*', mid.len()));
-            s.push_str(&last4);
-            s
-        };
-        Ok(CardSummary { masked, bin, last4, token: String::new() })
+        let masked = if mid.bytes().all(|c| c == b'*') { m.to_owned() } else { format!("{bin}{}{last4}", "*".repeat(mid.len())) };
+        Ok(CardSummary { masked, bin: bin.to_owned(), last4: last4.to_owned(), token: String::new() })
     }
 }
 

@@ -228,7 +228,7 @@ fn load_platform_unchunked(c: &Connection, from: i64, to: i64, merchant: Option<
     if next <= hi {
         load_platform_rows(c, from, to, merchant, (next, hi), &mut side)?;
     }
-    apply_statuses(c, (lo, hi), &mut side)?;
+    apply_statuses(c, (lo, hi), &mut side.0)?;
     Ok(side)
 }
 
@@ -398,7 +398,7 @@ fn differing_statuses(c: &Connection, (lo, hi): (i64, i64)) -> Result<Vec<(i64, 
 const SPARSE_STATUS_RATIO: i64 = 32;
 
 /// Gives each record (in sequence order, all within `lo..=hi`) its status from `txn_status`.
-fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, _): &mut PlatformSide) -> Result<(), StoreError> {
+fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), platform: &mut [PlatformRecord]) -> Result<(), StoreError> {
     if platform.is_empty() {
         return Ok(());
     }
@@ -415,17 +415,10 @@ fn apply_statuses(c: &Connection, (lo, hi): (i64, i64), (platform, _): &mut Plat
         }
         return Ok(());
     }
-    let mut at = 0;
-    for (seq, status) in differing_statuses(c, (lo, hi))? {
-        // A walk, not a binary search: the next one is a few records on, and records are large.
-        while platform.get(at).is_some_and(|r| r.id.0 < seq) {
-            at += 1;
-        }
-        match platform.get_mut(at) {
-            Some(r) if r.id.0 == seq => r.status = status,
-            // A record of another date, or one the merchant filter left out.
-            _ => {}
-        }
+    let statuses = differing_statuses(c, (lo, hi))?;
+    let mut cursor = record_chunks::StatusCursor::new(&statuses, lo);
+    for r in platform.iter_mut() {
+        r.status = cursor.status_of(r.id.0);
     }
     Ok(())
 }

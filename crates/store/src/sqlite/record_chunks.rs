@@ -230,6 +230,29 @@ pub(crate) struct Keep<'a> {
     pub statuses: &'a [(i64, TxnStatus)],
 }
 
+/// Statuses by sequence from a list of the statuses other than `approved` (in sequence order),
+/// for records asked about in rising sequence order: a walk, not a search per record.
+pub(crate) struct StatusCursor<'a> {
+    statuses: &'a [(i64, TxnStatus)],
+    at: usize,
+}
+
+impl<'a> StatusCursor<'a> {
+    /// Positioned for sequences from `first_seq` on.
+    pub(crate) fn new(statuses: &'a [(i64, TxnStatus)], first_seq: i64) -> StatusCursor<'a> {
+        StatusCursor { statuses, at: statuses.partition_point(|s| s.0 < first_seq) }
+    }
+
+    /// The status of `seq`: the listed one, else `approved`. `seq` must not fall below the one
+    /// asked before.
+    pub(crate) fn status_of(&mut self, seq: i64) -> TxnStatus {
+        while self.statuses.get(self.at).is_some_and(|s| s.0 < seq) {
+            self.at += 1;
+        }
+        self.statuses.get(self.at).filter(|s| s.0 == seq).map_or(TxnStatus::Approved, |s| s.1)
+    }
+}
+
 /// A chunk's row in `txn_record_chunks`, less its data: what decoding checks the data against.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Span {
@@ -252,7 +275,7 @@ pub(crate) fn decode(
 ) -> Result<(), StoreError> {
     let mut r = ChunkReader::new(data, DATA, bad);
     let (mut seq, mut received_us, mut n) = (span.first_seq, 0i64, 0i64);
-    let mut st = keep.statuses.partition_point(|s| s.0 < span.first_seq);
+    let mut statuses = StatusCursor::new(keep.statuses, span.first_seq);
     while !r.at_end() {
         let presence = r.presence()?;
         if presence & !KNOWN != 0 {
@@ -315,12 +338,7 @@ pub(crate) fn decode(
             channel,
             approved,
             is_reversal: has(REVERSAL),
-            status: {
-                while keep.statuses.get(st).is_some_and(|s| s.0 < seq) {
-                    st += 1;
-                }
-                keep.statuses.get(st).filter(|s| s.0 == seq).map_or(TxnStatus::Approved, |s| s.1)
-            },
+            status: statuses.status_of(seq),
             amount,
             currency,
             card,
