@@ -153,26 +153,56 @@ fn dated_chunks(c: &Connection, from: i64, to: i64) -> Result<Vec<(i64, i64, i64
          WHERE max_date >= ?1 AND min_date <= ?2",
     )?;
     let mut v: Vec<(i64, i64, i64)> = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    // A chunk holds one record per sequence of its span, at most RECORD_CHUNK_MAX: a run sizes
+    // its list from these counts before decoding.
+    if let Some(&(first, last, rows)) =
+        v.iter().find(|&&(first, last, rows)| !(1..=record_chunks::RECORD_CHUNK_MAX).contains(&rows) || last.checked_sub(first) != Some(rows - 1))
+    {
+        return Err(corrupt("txn_record_chunks.rows", format!("{rows} rows from {first} to {last}")));
+    }
     v.sort_unstable();
     Ok(v)
 }
 
+/// What fills a slot of the platform list until its record is decoded into it.
+fn placeholder_record(date: domain::SettlementDate) -> Result<PlatformRecord, StoreError> {
+    Ok(PlatformRecord {
+        id: PlatformId(0),
+        merchant: MerchantId::from_ascii(b"000000000000000").map_err(|_| corrupt("placeholder", "merchant"))?,
+        terminal: None,
+        batch: None,
+        stan: None,
+        rrn: None,
+        auth_code: None,
+        kind: TxnKind::Purchase,
+        channel: Channel::Card,
+        approved: false,
+        is_reversal: false,
+        status: TxnStatus::Approved,
+        amount: Amount::ZERO,
+        currency: Currency::CNY,
+        card: None,
+        txn_time: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        settlement_date: date,
+        external_ref: None,
+        original_id: None,
+        source: Source::Api,
+    })
+}
+
 /// The records dated `from..=to` of `chunks` (consecutive entries of [`dated_chunks`]), decoded
-/// in sequence order with their receive times (ms) and their statuses.
+/// in sequence order with their receive times (ms) and their statuses into `out`.
 fn load_platform_chunks(
     c: &Connection,
     chunks: &[(i64, i64, i64)],
     from: i64,
     to: i64,
     merchant: Option<&MerchantId>,
-) -> Result<PlatformSide, StoreError> {
+    out: &mut impl record_chunks::RecordSink,
+) -> Result<(), StoreError> {
     let (Some(&(lo, _, _)), Some(&(last_first, hi, _))) = (chunks.first(), chunks.last()) else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(());
     };
-    // Room for every record at once: growing a vector of half a million records copies it
-    // several times over into freshly faulted pages.
-    let rows = chunks.iter().map(|ch| usize::try_from(ch.2).unwrap_or(0)).sum::<usize>().min(WINDOW_RESERVE_MAX);
-    let mut side: PlatformSide = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let mut dates = DateCache::default();
     let statuses = differing_statuses(c, (lo, hi))?;
     let keep = record_chunks::Keep { seqs: (lo, hi), from, to, merchant, statuses: &statuses };
@@ -185,13 +215,13 @@ fn load_platform_chunks(
     while let Some(r) = found.next()? {
         let span = record_chunks::Span { first_seq: r.get(0)?, last_seq: r.get(1)?, rows: r.get(2)? };
         let data = r.get_ref(3)?.as_blob().map_err(|_| corrupt("txn_record_chunks.data", "not a blob"))?;
-        record_chunks::decode(data, span, &keep, &mut dates, &mut side.0, &mut side.1)?;
+        record_chunks::decode(data, span, &keep, &mut dates, out)?;
         decoded += 1;
     }
     if decoded != chunks.len() {
         return Err(corrupt("txn_record_chunks.first_seq", format!("{decoded} chunks between {lo} and {hi}, {} expected", chunks.len())));
     }
-    Ok(side)
+    Ok(())
 }
 
 /// The platform records dated D-1..D+1 that no record chunk holds (stored one at a time, or
@@ -252,7 +282,7 @@ pub(crate) fn verify_record_chunks(c: &Connection) -> Result<Option<crate::model
         let keep = record_chunks::Keep { seqs: (first, last), from: i64::MIN, to: i64::MAX, merchant: None, statuses: &[] };
         let span = record_chunks::Span { first_seq: first, last_seq: last, rows: r.get(2)? };
         let decoded = match r.get_ref(5)?.as_blob() {
-            Ok(data) => record_chunks::decode(data, span, &keep, &mut dates, &mut from_chunk.0, &mut from_chunk.1),
+            Ok(data) => record_chunks::decode(data, span, &keep, &mut dates, &mut from_chunk),
             Err(_) => return brk(first),
         };
         if decoded.is_err() {
@@ -787,45 +817,79 @@ impl ReconRepo for SqliteStore {
                     let upper = chunks.split_off(half);
                     vec![chunks, upper]
                 };
-                let parts: Vec<_> = halves
-                    .into_iter()
-                    .map(|part| {
-                        s.spawn(move || {
-                            self.read(|c| {
-                                c.execute_batch("BEGIN")?;
-                                let mark = snapshot_mark(c)?;
-                                let t = std::time::Instant::now();
-                                let loaded = load_platform_chunks(c, &part, from, to, merchant)?;
-                                side_timing("platform (chunks)", t, loaded.0.len());
-                                c.execute_batch("COMMIT")?;
-                                Ok((mark, loaded))
+                // Each half decodes into its own part of one list sized from the chunk heads:
+                // no half's vector grows, and none is copied into another afterwards.
+                let sizes: Vec<usize> =
+                    halves.iter().map(|h| h.iter().map(|ch| usize::try_from(ch.2).unwrap_or(0)).sum()).collect();
+                let total: usize = sizes.iter().sum();
+                let placeholder = match placeholder_record(date) {
+                    Ok(p) => p,
+                    Err(e) => return (Err(e), join_read(cl)),
+                };
+                let (mut records, mut received) = (vec![placeholder; total], vec![0i64; total]);
+                let (mut rest, mut rest_ms) = (&mut records[..], &mut received[..]);
+                let done: Vec<Result<((Option<i64>, Option<i64>, i64), usize), StoreError>> = std::thread::scope(|inner| {
+                    let parts: Vec<_> = halves
+                        .into_iter()
+                        .zip(&sizes)
+                        .map(|(part, &size)| {
+                            let (slots, tail) = std::mem::take(&mut rest).split_at_mut(size);
+                            let (slots_ms, tail_ms) = std::mem::take(&mut rest_ms).split_at_mut(size);
+                            (rest, rest_ms) = (tail, tail_ms);
+                            inner.spawn(move || {
+                                self.read(|c| {
+                                    c.execute_batch("BEGIN")?;
+                                    let mark = snapshot_mark(c)?;
+                                    let t = std::time::Instant::now();
+                                    let mut out = record_chunks::Slots::new(slots, slots_ms);
+                                    load_platform_chunks(c, &part, from, to, merchant, &mut out)?;
+                                    side_timing("platform (chunks)", t, out.filled());
+                                    c.execute_batch("COMMIT")?;
+                                    Ok((mark, out.filled()))
+                                })
                             })
                         })
-                    })
-                    .collect();
-                // The chunk halves in sequence order, the lower first, then what no chunk
-                // holds merged in by sequence: the same list one reader of the table gives.
-                let mut platform: Result<(Vec<_>, PlatformSide), StoreError> = Ok((Vec::new(), (Vec::new(), Vec::new())));
-                for part in parts.into_iter().chain(std::iter::once(unchunked)) {
-                    let part = join_read(part);
-                    platform = match (platform, part) {
-                        (Ok((mut marks, side)), Ok((mark, more))) => {
+                        .collect();
+                    parts.into_iter().map(join_read).collect()
+                });
+                let mut marks = Vec::new();
+                let mut filled = Vec::new();
+                let mut failed = None;
+                for part in done {
+                    match part {
+                        Ok((mark, n)) => {
                             marks.push(mark);
-                            let side = if marks.len() == 1 {
-                                more
-                            } else if more.0.first().zip(side.0.last()).is_none_or(|(m, s)| m.id > s.id) {
-                                let (mut records, mut received) = side;
-                                records.extend(more.0);
-                                received.extend(more.1);
-                                (records, received)
-                            } else {
-                                merge_by_seq(side, more)
-                            };
-                            Ok((marks, side))
+                            filled.push(n);
                         }
-                        (Err(e), _) | (_, Err(e)) => Err(e),
-                    };
+                        Err(e) => failed = failed.or(Some(e)),
+                    }
                 }
+                // Slots a half left empty (records of other dates or merchants) are closed up,
+                // the last half first.
+                let mut start: usize = sizes.iter().sum();
+                for (&size, &n) in sizes.iter().zip(&filled).rev() {
+                    start -= size;
+                    if n < size {
+                        records.drain(start + n..start + size);
+                        received.drain(start + n..start + size);
+                    }
+                }
+                // Then what no chunk holds, merged in by sequence: the same list one reader of
+                // the table gives.
+                let platform = match (failed, join_read(unchunked)) {
+                    (Some(e), _) | (None, Err(e)) => Err(e),
+                    (None, Ok((mark, more))) => {
+                        marks.push(mark);
+                        let side = if more.0.first().zip(records.last()).is_none_or(|(m, s)| m.id > s.id) {
+                            records.extend(more.0);
+                            received.extend(more.1);
+                            (records, received)
+                        } else {
+                            merge_by_seq((records, received), more)
+                        };
+                        Ok((marks, side))
+                    }
+                };
                 // Every reader must have read the state the chunk list was taken from.
                 let platform = platform.map(|(marks, side)| {
                     (if marks.iter().all(|m| *m == cmark) { cmark } else { (None, None, -1) }, side)

@@ -12,11 +12,16 @@
 //! table is append-only. Statuses change after the fact and are not in chunks: a run reads them
 //! from `txn_status`, as before.
 //!
-//! A record: `[presence: u16 LE]`, the sequence as a delta from the previous one (0 for the
-//! first, then 1: decoding refuses anything else), the receive time as a zigzag delta from the previous record's, the settlement
-//! date (YYYYMMDD), the transaction time as a zigzag delta from the receive time, the amount,
-//! then merchant, kind, channel, currency, response code and source as text, then each optional
-//! field present in bit order. Only what reconciliation reads is kept (not the masked number,
+//! A chunk begins with [`FORMAT_2`]. A record: `[presence: u16 LE]` (whether the response was
+//! approved is one of its bits), the sequence as a delta from the previous one (0 for the first,
+//! then 1: decoding refuses anything else), the receive time as a zigzag delta from the previous
+//! record's, the settlement date (YYYYMMDD) as a zigzag delta from the previous record's, the
+//! transaction time as a zigzag delta from the receive time, the amount, the merchant numbered
+//! within the chunk ([`IdNumbers`]), kind, channel and source as one-byte codes, the currency
+//! numbered within the chunk, then each optional field present in bit order (terminal numbered
+//! within the chunk, RRN and authorization code as numbers when they are digits). Chunks of
+//! the first format (no header; the date whole; merchant, kind, channel, currency, response
+//! code, source, terminal, RRN and authorization code as text) are still read. Only what reconciliation reads is kept (not the masked number,
 //! the card token or the chain hash). Ids, words and the chunk's sequences and row count are
 //! checked on reading, so damage to the structure is an error that names the column, never a
 //! panic; damage to a value (an amount, a date) is found by `verify`, which compares every
@@ -32,7 +37,8 @@ use rusqlite::Connection;
 use super::chain::RecordRef;
 use super::from_us;
 use super::recon::DateCache;
-use super::varint::{put_i64, put_text, put_u64, ChunkReader};
+use super::clearing::chunks::code_of;
+use super::varint::{put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
 use crate::error::StoreError;
 
 /// Most sequence numbers one chunk covers; a run finds the chunks of a window by seeking
@@ -48,7 +54,10 @@ const CARD: u16 = 1 << 5;
 const ORIGINAL: u16 = 1 << 6;
 const EXTERNAL_REF: u16 = 1 << 7;
 const REVERSAL: u16 = 1 << 8;
-const KNOWN: u16 = (1 << 9) - 1;
+/// Second format only: the record's own response was approved.
+const APPROVED: u16 = 1 << 9;
+const KNOWN_1: u16 = (1 << 9) - 1;
+const KNOWN: u16 = (1 << 10) - 1;
 
 /// One chunk being filled by a writer job: records of consecutive sequence numbers.
 pub(crate) struct RecordChunkWriter {
@@ -59,6 +68,16 @@ pub(crate) struct RecordChunkWriter {
     pub max_date: i64,
     pub data: Vec<u8>,
     last_received_us: i64,
+    last_date: i64,
+    merchants: IdNumbers,
+    terminals: IdNumbers,
+    currencies: IdNumbers,
+}
+
+/// A word's one-byte code, or the error of a word the store does not know.
+fn code_of_word<T: Copy + PartialEq>(all: &[T], word: &str, parse: impl Fn(&str) -> Option<T>) -> Result<u8, StoreError> {
+    let v = parse(word).ok_or_else(|| StoreError::Invalid { what: "record chunk", reason: format!("unknown word {word:?}") })?;
+    Ok(code_of(all, v))
 }
 
 impl RecordChunkWriter {
@@ -69,8 +88,12 @@ impl RecordChunkWriter {
             rows: 0,
             min_date: i64::MAX,
             max_date: i64::MIN,
-            data: Vec::new(),
+            data: FORMAT_2.to_vec(),
             last_received_us: 0,
+            last_date: 0,
+            merchants: IdNumbers::default(),
+            terminals: IdNumbers::default(),
+            currencies: IdNumbers::default(),
         }
     }
 
@@ -107,6 +130,7 @@ impl RecordChunkWriter {
             (ORIGINAL, r.original_seq.is_some()),
             (EXTERNAL_REF, r.external_ref.is_some()),
             (REVERSAL, r.reversal),
+            (APPROVED, r.response_code == ResponseCode::APPROVED.as_str()),
         ] {
             if present {
                 presence |= bit;
@@ -118,20 +142,23 @@ impl RecordChunkWriter {
         self.last_seq = r.seq;
         put_i64(out, r.received_at_us.wrapping_sub(self.last_received_us));
         self.last_received_us = r.received_at_us;
-        put_u64(out, r.settlement_date as u64);
+        put_i64(out, r.settlement_date.wrapping_sub(self.last_date));
+        self.last_date = r.settlement_date;
         put_i64(out, r.txn_time_us.wrapping_sub(r.received_at_us));
         put_i64(out, r.amount_fen);
-        for t in [r.merchant_id, r.kind, r.channel, r.currency, r.response_code, r.source] {
-            put_text(out, t);
-        }
+        self.merchants.put(out, r.merchant_id.as_bytes());
+        out.push(code_of_word(TxnKind::ALL, r.kind, |w| TxnKind::parse(w).ok())?);
+        out.push(code_of_word(Channel::ALL, r.channel, |w| Channel::parse(w).ok())?);
+        out.push(code_of_word(Source::ALL, r.source, |w| Source::parse(w).ok())?);
+        self.currencies.put(out, r.currency.as_bytes());
         if let Some(t) = r.terminal_id {
-            put_text(out, t);
+            self.terminals.put(out, t.as_bytes());
         }
         for n in [r.batch_no, r.stan].into_iter().flatten() {
             put_u64(out, n as u64);
         }
         for t in [r.rrn, r.auth_code].into_iter().flatten() {
-            put_text(out, t);
+            put_digits(out, t.as_bytes());
         }
         if let Some((b, l)) = card {
             out.extend_from_slice(b.as_bytes());
@@ -157,6 +184,7 @@ impl RecordChunkWriter {
         }
         let mut data = std::mem::take(&mut self.data);
         data.clear();
+        data.extend_from_slice(&FORMAT_2);
         *self = RecordChunkWriter { data, ..RecordChunkWriter::new() };
         Ok(())
     }
@@ -261,24 +289,65 @@ pub(crate) struct Span {
     pub rows: i64,
 }
 
+/// Where decoded records go, each with its receive time (ms).
+pub(crate) trait RecordSink {
+    fn put(&mut self, record: PlatformRecord, received_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Appends to two vectors, index for index.
+impl RecordSink for (Vec<PlatformRecord>, Vec<i64>) {
+    fn put(&mut self, record: PlatformRecord, received_ms: i64) -> Result<(), StoreError> {
+        self.0.push(record);
+        self.1.push(received_ms);
+        Ok(())
+    }
+}
+
+/// Fills slots already in place, in order: one part of a list several readers fill at once,
+/// sized from the chunk heads, so no reader's vector is grown and none copied into another.
+pub(crate) struct Slots<'s> {
+    records: &'s mut [PlatformRecord],
+    received_ms: &'s mut [i64],
+    filled: usize,
+}
+
+impl<'s> Slots<'s> {
+    pub(crate) fn new(records: &'s mut [PlatformRecord], received_ms: &'s mut [i64]) -> Slots<'s> {
+        Slots { records, received_ms, filled: 0 }
+    }
+
+    /// How many slots hold a decoded record (the first ones).
+    pub(crate) fn filled(&self) -> usize {
+        self.filled
+    }
+}
+
+impl RecordSink for Slots<'_> {
+    fn put(&mut self, record: PlatformRecord, received_ms: i64) -> Result<(), StoreError> {
+        let (Some(slot), Some(ms)) = (self.records.get_mut(self.filled), self.received_ms.get_mut(self.filled)) else {
+            return Err(bad("txn_record_chunks.rows"));
+        };
+        *slot = record;
+        *ms = received_ms;
+        self.filled += 1;
+        Ok(())
+    }
+}
+
 /// Decodes one chunk into `out` (records, with the statuses `keep.statuses` gives, `approved`
-/// for the rest) and `received_ms`, keeping what `keep` asks for. The records must be exactly
-/// the sequences `span` covers, one each, in order: anything else is an error, not a record
-/// with a wrong id.
-pub(crate) fn decode(
-    data: &[u8],
-    span: Span,
-    keep: &Keep<'_>,
-    dates: &mut DateCache,
-    out: &mut Vec<PlatformRecord>,
-    received_ms: &mut Vec<i64>,
-) -> Result<(), StoreError> {
+/// for the rest, and their receive times), keeping what `keep` asks for. The records must be
+/// exactly the sequences `span` covers, one each, in order: anything else is an error, not a
+/// record with a wrong id.
+pub(crate) fn decode(data: &[u8], span: Span, keep: &Keep<'_>, dates: &mut DateCache, out: &mut impl RecordSink) -> Result<(), StoreError> {
     let mut r = ChunkReader::new(data, DATA, bad);
-    let (mut seq, mut received_us, mut n) = (span.first_seq, 0i64, 0i64);
+    let v2 = r.format_2();
+    let known = if v2 { KNOWN } else { KNOWN_1 };
+    let (mut merchants, mut terminals, mut currencies) = (IdTable::new(), IdTable::new(), IdTable::new());
+    let (mut seq, mut received_us, mut n, mut last_date) = (span.first_seq, 0i64, 0i64, 0i64);
     let mut statuses = StatusCursor::new(keep.statuses, span.first_seq);
     while !r.at_end() {
         let presence = r.presence()?;
-        if presence & !KNOWN != 0 {
+        if presence & !known != 0 {
             return Err(bad(DATA));
         }
         let has = |bit: u16| presence & bit != 0;
@@ -289,18 +358,38 @@ pub(crate) fn decode(
         seq = span.first_seq + n;
         n += 1;
         received_us = received_us.wrapping_add(r.i64()?);
-        let date = i64::try_from(r.u64()?).map_err(|_| bad("txn_record_chunks.settlement_date"))?;
+        let date = if v2 {
+            last_date = last_date.wrapping_add(r.i64()?);
+            last_date
+        } else {
+            i64::try_from(r.u64()?).map_err(|_| bad("txn_record_chunks.settlement_date"))?
+        };
         let txn_time_us = received_us.wrapping_add(r.i64()?);
         let amount = Amount::from_fen(r.i64()?).map_err(|_| bad("txn_record_chunks.amount_fen"))?;
-        let merchant = r.field("txn_record_chunks.merchant_id")?;
-        let kind = r.word("txn_record_chunks.kind", TxnKind::from_word_bytes)?;
-        let channel = r.word("txn_record_chunks.channel", Channel::from_word_bytes)?;
-        let currency = r.word("txn_record_chunks.currency", Currency::from_code_bytes)?;
-        let approved = r.word("txn_record_chunks.response_code", |b| {
-            (b.len() == 2 && b.iter().all(u8::is_ascii_alphanumeric)).then_some(b == ResponseCode::APPROVED.as_str().as_bytes())
-        })?;
-        let source = r.word("txn_record_chunks.source", Source::from_word_bytes)?;
-        let terminal = if has(TERMINAL) { Some(r.word("txn_record_chunks.terminal_id", |b| TerminalId::from_ascii(b).ok())?) } else { None };
+        let merchant_of = |b: &[u8]| MerchantId::from_ascii(b).ok();
+        let terminal_of = |b: &[u8]| TerminalId::from_ascii(b).ok();
+        let rrn_of = |b: &[u8]| Rrn::from_ascii(b).ok();
+        let auth_of = |b: &[u8]| AuthCode::from_ascii(b).ok();
+        let (merchant, kind, channel, currency, approved, source, terminal);
+        if v2 {
+            merchant = merchants.read(&mut r, "txn_record_chunks.merchant_id", merchant_of)?;
+            kind = r.code("txn_record_chunks.kind", TxnKind::ALL)?;
+            channel = r.code("txn_record_chunks.channel", Channel::ALL)?;
+            source = r.code("txn_record_chunks.source", Source::ALL)?;
+            currency = currencies.read(&mut r, "txn_record_chunks.currency", Currency::from_code_bytes)?;
+            approved = has(APPROVED);
+            terminal = if has(TERMINAL) { Some(terminals.read(&mut r, "txn_record_chunks.terminal_id", terminal_of)?) } else { None };
+        } else {
+            merchant = r.word("txn_record_chunks.merchant_id", merchant_of)?;
+            kind = r.word("txn_record_chunks.kind", TxnKind::from_word_bytes)?;
+            channel = r.word("txn_record_chunks.channel", Channel::from_word_bytes)?;
+            currency = r.word("txn_record_chunks.currency", Currency::from_code_bytes)?;
+            approved = r.word("txn_record_chunks.response_code", |b| {
+                (b.len() == 2 && b.iter().all(u8::is_ascii_alphanumeric)).then_some(b == ResponseCode::APPROVED.as_str().as_bytes())
+            })?;
+            source = r.word("txn_record_chunks.source", Source::from_word_bytes)?;
+            terminal = if has(TERMINAL) { Some(r.word("txn_record_chunks.terminal_id", terminal_of)?) } else { None };
+        }
         let batch = if has(BATCH) {
             Some(BatchNo::new(r.u32("txn_record_chunks.batch_no")?).map_err(|_| bad("txn_record_chunks.batch_no"))?)
         } else {
@@ -308,8 +397,16 @@ pub(crate) fn decode(
         };
         let stan =
             if has(STAN) { Some(Stan::new(r.u32("txn_record_chunks.stan")?).map_err(|_| bad("txn_record_chunks.stan"))?) } else { None };
-        let rrn = if has(RRN) { Some(r.word("txn_record_chunks.rrn", |b| Rrn::from_ascii(b).ok())?) } else { None };
-        let auth_code = if has(AUTH_CODE) { Some(r.word("txn_record_chunks.auth_code", |b| AuthCode::from_ascii(b).ok())?) } else { None };
+        let rrn = match (has(RRN), v2) {
+            (false, _) => None,
+            (true, true) => Some(r.digits("txn_record_chunks.rrn", rrn_of)?),
+            (true, false) => Some(r.word("txn_record_chunks.rrn", rrn_of)?),
+        };
+        let auth_code = match (has(AUTH_CODE), v2) {
+            (false, _) => None,
+            (true, true) => Some(r.digits("txn_record_chunks.auth_code", auth_of)?),
+            (true, false) => Some(r.word("txn_record_chunks.auth_code", auth_of)?),
+        };
         let card = if has(CARD) {
             Some(r.card("txn_record_chunks.card")?)
         } else {
@@ -320,15 +417,12 @@ pub(crate) fn decode(
         if seq < keep.seqs.0 || seq > keep.seqs.1 || date < keep.from || date > keep.to {
             continue;
         }
-        if keep.merchant.is_some_and(|m| m.as_bytes() != merchant) {
+        if keep.merchant.is_some_and(|m| *m != merchant) {
             continue;
         }
-        out.push(PlatformRecord {
+        let record = PlatformRecord {
             id: PlatformId(seq),
-            merchant: MerchantId::from_ascii(merchant).map_err(|_| StoreError::Corrupt {
-                column: "txn_record_chunks.merchant_id",
-                value: String::from_utf8_lossy(merchant).into_owned(),
-            })?,
+            merchant,
             terminal,
             batch,
             stan,
@@ -347,8 +441,8 @@ pub(crate) fn decode(
             external_ref: external_ref.map(str::to_owned),
             original_id,
             source,
-        });
-        received_ms.push(received_us.div_euclid(1000));
+        };
+        out.put(record, received_us.div_euclid(1000))?;
     }
     if n != span.rows || seq != span.last_seq {
         return Err(bad(DATA));
@@ -454,16 +548,30 @@ mod tests {
         let records: Vec<RecordRef<'_>> = owned.iter().enumerate().map(|(n, o)| record(n as i64, o)).collect();
         let w = encode(&records);
         assert_eq!((w.first_seq, w.last_seq, w.rows, w.min_date, w.max_date), (100, 599, 500, 20261124, 20261126));
-        let (mut got, mut received) = (Vec::new(), Vec::new());
+        let mut side = (Vec::new(), Vec::new());
         let all = Keep { seqs: (0, i64::MAX), from: 20261124, to: 20261126, merchant: None, statuses: &[] };
-        decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received).unwrap();
+        decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut side).unwrap();
+        let (got, received) = side;
         assert_eq!(got, records.iter().map(expected).collect::<Vec<_>>());
         assert_eq!(received, records.iter().map(|r| r.received_at_us / 1000).collect::<Vec<_>>());
 
+        // Into slots in place: the same records, and the slots past them untouched.
+        let mut slots = vec![expected(&records[0]); 510];
+        let mut ms = vec![-1i64; 510];
+        let mut sink = Slots::new(&mut slots, &mut ms);
+        decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut sink).unwrap();
+        assert_eq!(sink.filled(), 500);
+        assert_eq!((&slots[..500], &ms[..500]), (&got[..], &received[..]));
+        assert!(ms[500..].iter().all(|&m| m == -1));
+        // Too few slots: an error, not a record lost.
+        let (mut slots, mut ms) = (vec![expected(&records[0]); 499], vec![0i64; 499]);
+        assert!(decode(&w.data, span_of(&w), &all, &mut DateCache::default(), &mut Slots::new(&mut slots, &mut ms)).is_err());
+
         let m = MerchantId::parse(&owned[1].merchant).unwrap();
         let some = Keep { seqs: (150, 420), from: 20261125, to: 20261125, merchant: Some(&m), statuses: &[] };
-        let (mut got, mut received) = (Vec::new(), Vec::new());
-        decode(&w.data, span_of(&w), &some, &mut DateCache::default(), &mut got, &mut received).unwrap();
+        let mut side = (Vec::new(), Vec::new());
+        decode(&w.data, span_of(&w), &some, &mut DateCache::default(), &mut side).unwrap();
+        let (got, received) = side;
         let want: Vec<_> = records
             .iter()
             .filter(|r| r.merchant_id == m.as_str() && r.settlement_date == 20261125 && (150..=420).contains(&r.seq))
@@ -472,6 +580,72 @@ mod tests {
         assert!(want.len() > 5);
         assert_eq!(got, want);
         assert_eq!(received.len(), got.len());
+    }
+
+    /// A chunk in the first format, as stores written before the second hold them.
+    fn encode_first_format(records: &[RecordRef<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut last_received_us = 0;
+        for (i, r) in records.iter().enumerate() {
+            let card = r.card_bin.zip(r.card_last4);
+            let presence = [
+                (TERMINAL, r.terminal_id.is_some()),
+                (BATCH, r.batch_no.is_some()),
+                (STAN, r.stan.is_some()),
+                (RRN, r.rrn.is_some()),
+                (AUTH_CODE, r.auth_code.is_some()),
+                (CARD, card.is_some()),
+                (ORIGINAL, r.original_seq.is_some()),
+                (EXTERNAL_REF, r.external_ref.is_some()),
+                (REVERSAL, r.reversal),
+            ]
+            .iter()
+            .filter(|(_, present)| *present)
+            .fold(0u16, |p, (bit, _)| p | bit);
+            out.extend_from_slice(&presence.to_le_bytes());
+            put_u64(&mut out, u64::from(i > 0));
+            put_i64(&mut out, r.received_at_us - last_received_us);
+            last_received_us = r.received_at_us;
+            put_u64(&mut out, r.settlement_date as u64);
+            put_i64(&mut out, r.txn_time_us - r.received_at_us);
+            put_i64(&mut out, r.amount_fen);
+            for t in [r.merchant_id, r.kind, r.channel, r.currency, r.response_code, r.source].into_iter().chain(r.terminal_id) {
+                put_text(&mut out, t);
+            }
+            for n in [r.batch_no, r.stan].into_iter().flatten() {
+                put_u64(&mut out, n as u64);
+            }
+            for t in [r.rrn, r.auth_code].into_iter().flatten() {
+                put_text(&mut out, t);
+            }
+            if let Some((b, l)) = card {
+                out.extend_from_slice(b.as_bytes());
+                out.extend_from_slice(l.as_bytes());
+            }
+            if let Some(o) = r.original_seq {
+                put_i64(&mut out, o);
+            }
+            if let Some(e) = r.external_ref {
+                put_text(&mut out, e);
+            }
+        }
+        out
+    }
+
+    /// Chunks of the first format still decode to the same records; the second format is much
+    /// smaller on the same records.
+    #[test]
+    fn first_format_chunks_still_read() {
+        let owned: Vec<Owned> = (0..500).map(owned).collect();
+        let records: Vec<RecordRef<'_>> = owned.iter().enumerate().map(|(n, o)| record(n as i64, o)).collect();
+        let old = encode_first_format(&records);
+        let new = encode(&records);
+        let all = Keep { seqs: (0, i64::MAX), from: 0, to: i64::MAX, merchant: None, statuses: &[] };
+        let mut side = (Vec::new(), Vec::new());
+        decode(&old, span_of(&new), &all, &mut DateCache::default(), &mut side).unwrap();
+        assert_eq!(side.0, records.iter().map(expected).collect::<Vec<_>>());
+        assert_eq!(side.1, records.iter().map(|r| r.received_at_us / 1000).collect::<Vec<_>>());
+        assert!(new.data.len() * 4 < old.len() * 3, "second format {} bytes, first {}", new.data.len(), old.len());
     }
 
     #[test]
@@ -498,8 +672,9 @@ mod tests {
         let w = encode(&records);
         let all = Keep { seqs: (0, i64::MAX), from: 0, to: i64::MAX, merchant: None, statuses: &[] };
         for cut in 0..w.data.len() {
-            let (mut got, mut received) = (Vec::new(), Vec::new());
-            let r = decode(&w.data[..cut], span_of(&w), &all, &mut DateCache::default(), &mut got, &mut received);
+            let mut side = (Vec::new(), Vec::new());
+            let r = decode(&w.data[..cut], span_of(&w), &all, &mut DateCache::default(), &mut side);
+            let got = side.0;
             assert!(got.len() <= want.len() && got.iter().zip(&want).all(|(g, e)| g == e), "cut at {cut}");
             if r.is_ok() {
                 assert!(got.len() < want.len() || cut == w.data.len());
@@ -508,7 +683,7 @@ mod tests {
         for at in 0..w.data.len() {
             let mut data = w.data.clone();
             data[at] ^= 0xa5;
-            let _ = decode(&data, span_of(&w), &all, &mut DateCache::default(), &mut Vec::new(), &mut Vec::new());
+            let _ = decode(&data, span_of(&w), &all, &mut DateCache::default(), &mut (Vec::new(), Vec::new()));
         }
     }
 }

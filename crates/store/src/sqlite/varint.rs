@@ -19,6 +19,91 @@ pub(crate) fn put_text(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// The first two bytes of a chunk in the second format (ids numbered within the chunk, words
+/// as codes, numeric ids as numbers). A first-format chunk begins with its first row's presence
+/// bits, whose top bit is never set, so the two are told apart by these bytes alone.
+pub(crate) const FORMAT_2: [u8; 2] = [0x02, 0x80];
+
+/// A short id (at most 15 bytes) as a number within its chunk: `0` and the id's text the first
+/// time, then its position among the chunk's distinct ids plus one. A repeated merchant or
+/// terminal costs one byte instead of its text, and a reader validates each distinct id once.
+#[derive(Default)]
+pub(crate) struct IdNumbers {
+    /// Open addressing on the id's bytes packed with its length; `0` is an empty slot.
+    slots: Vec<(u128, u32)>,
+    len: u32,
+}
+
+impl IdNumbers {
+    pub(crate) fn put(&mut self, out: &mut Vec<u8>, id: &[u8]) {
+        if id.is_empty() || id.len() > 15 {
+            // Not numbered: written out each time (a reader numbers it all the same).
+            put_u64(out, 0);
+            put_u64(out, id.len() as u64);
+            out.extend_from_slice(id);
+            self.len += 1;
+            return;
+        }
+        let mut packed = [0u8; 16];
+        packed[..id.len()].copy_from_slice(id);
+        packed[15] = id.len() as u8;
+        let key = u128::from_le_bytes(packed);
+        if (self.len as usize + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = Self::home(key, mask);
+        loop {
+            match self.slots[at] {
+                (0, _) => break,
+                (k, n) if k == key => {
+                    put_u64(out, u64::from(n) + 1);
+                    return;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+        self.slots[at] = (key, self.len);
+        self.len += 1;
+        put_u64(out, 0);
+        put_u64(out, id.len() as u64);
+        out.extend_from_slice(id);
+    }
+
+    fn home(key: u128, mask: usize) -> usize {
+        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 40) as usize & mask
+    }
+
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(64);
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); cap]);
+        let mask = cap - 1;
+        for (key, n) in old.into_iter().filter(|&(k, _)| k != 0) {
+            let mut at = Self::home(key, mask);
+            while self.slots[at].0 != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = (key, n);
+        }
+    }
+}
+
+/// Ids of digits only (RRNs, authorization codes) as numbers: `(value * 32 + length) * 2`, so
+/// leading zeros survive; anything else as `length * 2 + 1` and its bytes.
+pub(crate) fn put_digits(out: &mut Vec<u8>, id: &[u8]) {
+    if (1..=DIGITS_MAX).contains(&id.len()) && id.iter().all(u8::is_ascii_digit) {
+        let value = id.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        put_u64(out, ((value << 5) | id.len() as u64) << 1);
+    } else {
+        put_u64(out, ((id.len() as u64) << 1) | 1);
+        out.extend_from_slice(id);
+    }
+}
+
+/// The longest id [`put_digits`] writes as a number (10^17 * 64 fits a u64).
+const DIGITS_MAX: usize = 17;
+
 /// A cursor over an encoded buffer.
 pub(crate) struct Bytes<'a> {
     data: &'a [u8],
@@ -67,6 +152,46 @@ impl<'a> Bytes<'a> {
     pub(crate) fn text(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.u64()?).ok()?;
         std::str::from_utf8(self.take(n)?).ok()
+    }
+
+    /// An id [`put_digits`] wrote: its bytes, in `buf` when it was a number.
+    pub(crate) fn digits<'b>(&mut self, buf: &'b mut [u8; DIGITS_MAX]) -> Option<&'b [u8]>
+    where
+        'a: 'b,
+    {
+        let v = self.u64()?;
+        if v & 1 == 1 {
+            return self.take(usize::try_from(v >> 1).ok()?);
+        }
+        let (len, mut value) = (((v >> 1) & 31) as usize, v >> 6);
+        let out = buf.get_mut(..len).filter(|_| len > 0)?;
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        (value == 0).then_some(&*out)
+    }
+}
+
+/// The ids a chunk numbered with [`IdNumbers`], parsed once each, as a reader meets them.
+pub(crate) struct IdTable<T> {
+    ids: Vec<T>,
+}
+
+impl<T: Clone> IdTable<T> {
+    pub(crate) fn new() -> IdTable<T> {
+        IdTable { ids: Vec::new() }
+    }
+
+    /// The next id: a number for one met before, or a new one parsed by `parse`.
+    pub(crate) fn read(&mut self, r: &mut ChunkReader<'_>, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> ReadResult<T> {
+        let n = r.u64()?;
+        if n == 0 {
+            let id = r.word(column, parse)?;
+            self.ids.push(id.clone());
+            return Ok(id);
+        }
+        usize::try_from(n - 1).ok().and_then(|i| self.ids.get(i)).cloned().ok_or_else(|| (r.bad)(column))
     }
 }
 
@@ -126,6 +251,28 @@ impl<'a> ChunkReader<'a> {
         parse(b).ok_or_else(|| crate::error::StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
     }
 
+    /// Whether the chunk is in the second format (its header is then consumed).
+    pub(crate) fn format_2(&mut self) -> bool {
+        let is = self.bytes.data.starts_with(&FORMAT_2) && self.bytes.at == 0;
+        if is {
+            self.bytes.at = FORMAT_2.len();
+        }
+        is
+    }
+
+    /// A one-byte code: the index of a value in `all`.
+    pub(crate) fn code<T: Copy>(&mut self, column: &'static str, all: &[T]) -> ReadResult<T> {
+        let i = self.take(1)?[0];
+        all.get(usize::from(i)).copied().ok_or_else(|| (self.bad)(column))
+    }
+
+    /// An id [`put_digits`] wrote, parsed by `parse`.
+    pub(crate) fn digits<T>(&mut self, column: &'static str, parse: impl Fn(&[u8]) -> Option<T>) -> ReadResult<T> {
+        let mut buf = [0u8; DIGITS_MAX];
+        let b = self.bytes.digits(&mut buf).ok_or_else(|| (self.bad)(column))?;
+        parse(b).ok_or_else(|| crate::error::StoreError::Corrupt { column, value: String::from_utf8_lossy(b).into_owned() })
+    }
+
     /// A card as its BIN and last four digits (10 ASCII digits).
     pub(crate) fn card(&mut self, column: &'static str) -> ReadResult<recon::MaskedCard> {
         let b = self.take(10)?;
@@ -163,5 +310,43 @@ mod tests {
         }
         assert_eq!(Bytes::new(&out[numbers_end..out.len() - 1]).u64().and(None::<u8>), None);
         assert_eq!(Bytes::new(&[0xff; 11]).u64(), None);
+    }
+
+    fn corrupt(column: &'static str) -> crate::error::StoreError {
+        crate::error::StoreError::Corrupt { column, value: String::new() }
+    }
+
+    /// Numbered ids come back as written, through the table's growth; digits keep their
+    /// leading zeros and anything else comes back as its bytes.
+    #[test]
+    fn numbered_ids_and_digits_round_trip() {
+        let ids: Vec<String> = (0..3000).map(|i| format!("{:08}", (i * 7919) % 1000)).chain(["".into(), "X".repeat(20)]).collect();
+        let digits = ["0", "000000000001", "99999999999999999", "123456789012345678", "12a4", "", "007"];
+        let mut out = Vec::new();
+        let mut numbers = IdNumbers::default();
+        for id in &ids {
+            numbers.put(&mut out, id.as_bytes());
+        }
+        for d in digits {
+            put_digits(&mut out, d.as_bytes());
+        }
+        let mut r = ChunkReader::new(&out, "test", corrupt);
+        let mut table = IdTable::new();
+        for id in &ids {
+            assert_eq!(table.read(&mut r, "id", |b| Some(b.to_vec())).unwrap(), id.as_bytes());
+        }
+        for d in digits {
+            assert_eq!(r.digits("digits", |b| Some(b.to_vec())).unwrap(), d.as_bytes());
+        }
+        assert!(r.at_end());
+        // A number past the ids met so far, or a digit count past the limit, is corruption.
+        let mut r = ChunkReader::new(&[5], "test", corrupt);
+        assert!(IdTable::new().read(&mut r, "id", |b| Some(b.to_vec())).is_err());
+        let mut over = Vec::new();
+        put_u64(&mut over, 20 << 1);
+        assert!(ChunkReader::new(&over, "test", corrupt).digits("d", |b| Some(b.to_vec())).is_err());
+        let mut big = Vec::new();
+        put_u64(&mut big, ((1000 << 5) | 3) << 1);
+        assert!(ChunkReader::new(&big, "test", corrupt).digits("d", |b| Some(b.to_vec())).is_err(), "1000 in three digits");
     }
 }
