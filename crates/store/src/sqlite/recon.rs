@@ -563,7 +563,9 @@ fn side_timing(side: &str, since: std::time::Instant, rows: usize) {
 
 /// What both sides' snapshots must agree on: the newest record, the newest file and how many
 /// files are superseded (records are append-only; files are only added or superseded).
-fn snapshot_mark(c: &Connection) -> Result<(Option<i64>, Option<i64>, i64), StoreError> {
+type SnapshotMark = (Option<i64>, Option<i64>, i64);
+
+fn snapshot_mark(c: &Connection) -> Result<SnapshotMark, StoreError> {
     Ok(c.query_row(
         "SELECT (SELECT max(seq) FROM txn_records), (SELECT max(id) FROM clearing_files), \
          (SELECT count(*) FROM clearing_files WHERE superseded_by IS NOT NULL)",
@@ -828,7 +830,7 @@ impl ReconRepo for SqliteStore {
                 };
                 let (mut records, mut received) = (vec![placeholder; total], vec![0i64; total]);
                 let (mut rest, mut rest_ms) = (&mut records[..], &mut received[..]);
-                let done: Vec<Result<((Option<i64>, Option<i64>, i64), usize), StoreError>> = std::thread::scope(|inner| {
+                let done: Vec<Result<(SnapshotMark, usize), StoreError>> = std::thread::scope(|inner| {
                     let parts: Vec<_> = halves
                         .into_iter()
                         .zip(&sizes)
