@@ -282,9 +282,12 @@ async fn browser_merchant_and_bank_journeys() {
     assert!(b.text(".pager").await.contains("第 2 页"));
     b.go("/transactions?quick=7d").await;
     b.click("details summary").await;
-    b.fill("#amount_min", "50").await;
+    // ¥40 and up: purchases 22..=30, between 4.6 and 6.25 days old. Some of them lie in the
+    // 7-day range (today and the six days before it, in the merchant's zone) at any hour;
+    // purchase 30 alone would not (early in a Shanghai morning it is older than the range).
+    b.fill("#amount_min", "40").await;
     b.click("#search").await;
-    b.wait_path("amount_min=50").await;
+    b.wait_path("amount_min=40").await;
     b.wait_for("#summary").await;
     let amounts: Vec<String> = {
         let mut v = Vec::new();
@@ -304,7 +307,7 @@ async fn browser_merchant_and_bank_journeys() {
                 .replace(',', "")
                 .parse::<f64>()
                 .unwrap()
-                >= 50.0),
+                >= 40.0),
         "{amounts:?}"
     );
     // The export links carry the same query (amount in fen) and the cookie authenticates them.
@@ -318,7 +321,7 @@ async fn browser_merchant_and_bank_journeys() {
             .unwrap();
     assert!(
         csv_href.starts_with("/api/v1/transactions/export?")
-            && csv_href.contains("amount_min=5000")
+            && csv_href.contains("amount_min=4000")
             && csv_href.contains("format=csv"),
         "{csv_href}"
     );
