@@ -8,7 +8,7 @@
 //! items. Either way: one database transaction, nothing visible until the end and nothing kept
 //! on failure.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use chrono::{DateTime, Utc};
@@ -153,8 +153,8 @@ pub struct ReconInputData {
     pub clearing: Vec<ClearingRecord>,
     /// Channels with a live file for D.
     pub channels_with_clearing: Vec<Channel>,
-    /// File id → file name.
-    pub file_names: HashMap<i64, String>,
+    /// File id → file name (a handful: looked up for every item).
+    pub file_names: BTreeMap<i64, String>,
     /// Receive time (ms) of each platform record, index for index: with the sequence it makes
     /// the opaque transaction id, built only when asked for.
     pub(crate) received_ms: Vec<i64>,

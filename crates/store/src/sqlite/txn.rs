@@ -151,9 +151,10 @@ fn kinds_sql(kinds: &[TxnKind]) -> String {
 /// A word-at-a-time multiplicative hash: these caches are looked up once or twice for every
 /// stored row, by short ids (15 characters), where SipHash, and then byte-at-a-time FNV-1a (3%
 /// of the writer), cost more than the lookup. They hold the ids of one job's records, which the
-/// store's own callers supplied (ingest is authenticated).
+/// store's own callers supplied (ingest is authenticated); a run's item encoding numbers its
+/// merchants with it too.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 const ID_HASH_K: u64 = 0x517c_c1b7_2722_0a95;
 

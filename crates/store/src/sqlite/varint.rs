@@ -104,6 +104,18 @@ pub(crate) fn put_digits(out: &mut Vec<u8>, id: &[u8]) {
 /// The longest id [`put_digits`] writes as a number (10^17 * 64 fits a u64).
 const DIGITS_MAX: usize = 17;
 
+/// "00" to "99", for writing a number's digits two at a time.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
 /// A cursor over an encoded buffer.
 pub(crate) struct Bytes<'a> {
     data: &'a [u8],
@@ -165,8 +177,16 @@ impl<'a> Bytes<'a> {
         }
         let (len, mut value) = (((v >> 1) & 31) as usize, v >> 6);
         let out = buf.get_mut(..len).filter(|_| len > 0)?;
-        for d in out.iter_mut().rev() {
-            *d = b'0' + (value % 10) as u8;
+        // Two digits at a time from the right.
+        let mut end = len;
+        while end >= 2 {
+            let pair = (value % 100) as usize * 2;
+            value /= 100;
+            out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            end -= 2;
+        }
+        if end == 1 {
+            out[0] = b'0' + (value % 10) as u8;
             value /= 10;
         }
         (value == 0).then_some(&*out)

@@ -13,6 +13,9 @@
 //! fields the platform record holds itself (read back from the append-only record, as before).
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::sqlite::txn::IdHasher;
 
 use domain::Channel;
 use recon::{MatchPass, Outcome};
@@ -52,7 +55,7 @@ struct Group {
 /// Groups items by (merchant, outcome) as they come, encoding each at once (no owned row is
 /// kept), then numbers them group by group.
 pub(crate) struct ChunkBuilder {
-    merchants: HashMap<String, usize>,
+    merchants: HashMap<String, usize, BuildHasherDefault<IdHasher>>,
     /// Groups by `merchant index * OUTCOMES + outcome`; the merchant-less items use index 0.
     groups: Vec<Option<Group>>,
     /// Merchant of each index (index 0: none).
@@ -69,7 +72,7 @@ impl Default for ChunkBuilder {
 
 impl ChunkBuilder {
     pub(crate) fn new() -> ChunkBuilder {
-        ChunkBuilder { merchants: HashMap::new(), groups: Vec::new(), names: vec![None] }
+        ChunkBuilder { merchants: HashMap::default(), groups: Vec::new(), names: vec![None] }
     }
 
     pub(crate) fn push(&mut self, item: &ReconItemRef<'_>) {
