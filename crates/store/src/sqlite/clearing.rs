@@ -120,7 +120,7 @@ fn insert_rows(
     rows: Vec<NewClearingRow>,
     resolver: &mut MerchantResolver,
     per_day: &mut BTreeMap<(i64, &'static str), u64>,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, usize), StoreError> {
     let mut chunk = chunks::ChunkWriter::new();
     for row in &rows {
         let resolved = match &row.record.merchant {
@@ -138,7 +138,51 @@ fn insert_rows(
         )?
         .execute(params![file_id, chunk.first_line, chunk.rows, chunk.min_date, chunk.max_date, chunk.data])?;
     }
-    Ok(chunk.rows as u64)
+    Ok((chunk.rows as u64, chunk.data.len()))
+}
+
+/// The writer's page cache while a clearing file is imported (KiB).
+const IMPORT_CACHE_KIB: u32 = 16 * 1024;
+
+/// The WAL is flushed to disk each time the import has written about this many more bytes.
+const IMPORT_SYNC_BYTES: usize = 8 << 20;
+
+/// A file's rows are one transaction. With the writer's usual page cache (hundreds of MiB),
+/// every page of it would wait in memory for the commit, after the parse has ended, then be
+/// written to the WAL and flushed to disk while nothing else runs. During an import the cache
+/// is small, so SQLite writes pages to the WAL as the import goes, and the WAL is flushed every
+/// few MiB meanwhile: the commit has little left to write and to flush.
+struct ImportWrites {
+    wal: Option<std::fs::File>,
+    unsynced: usize,
+    cache_kib: i64,
+}
+
+impl ImportWrites {
+    fn begin(c: &Connection) -> Result<ImportWrites, StoreError> {
+        let cache_kib: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        c.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
+        let wal = c.path().map(|db| super::wal_path(std::path::Path::new(db)));
+        let wal = wal.and_then(|w| std::fs::OpenOptions::new().write(true).open(w).ok());
+        Ok(ImportWrites { wal, unsynced: 0, cache_kib })
+    }
+
+    /// Notes `bytes` more written; flushes the WAL when enough have gathered.
+    fn wrote(&mut self, bytes: usize) -> Result<(), StoreError> {
+        self.unsynced += bytes;
+        if self.unsynced >= IMPORT_SYNC_BYTES {
+            self.unsynced = 0;
+            if let Some(f) = &self.wal {
+                f.sync_data().map_err(|e| StoreError::Invalid { what: "clearing import", reason: format!("fsync of the WAL: {e}") })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer's own cache size again (whatever the import's outcome).
+    fn end(self, c: &Connection) {
+        let _ = c.execute_batch(&format!("PRAGMA cache_size = {}", self.cache_kib));
+    }
 }
 
 impl ClearingRepo for SqliteStore {
@@ -159,14 +203,25 @@ impl ClearingRepo for SqliteStore {
             let mut resolver = MerchantResolver::default();
             let mut per_day: BTreeMap<(i64, &'static str), u64> = BTreeMap::new();
             let mut rows = 0u64;
-            let bad_rows = loop {
+            let mut writes = ImportWrites::begin(&ctx.conn)?;
+            let received = loop {
                 match rx.recv() {
-                    Ok(ClearingMsg::Rows(chunk)) => rows += insert_rows(&ctx.conn, file_id, chunk, &mut resolver, &mut per_day)?,
-                    Ok(ClearingMsg::Commit { bad_rows }) => break bad_rows,
+                    Ok(ClearingMsg::Rows(chunk)) => {
+                        match insert_rows(&ctx.conn, file_id, chunk, &mut resolver, &mut per_day).and_then(|(n, bytes)| {
+                            rows += n;
+                            writes.wrote(bytes)
+                        }) {
+                            Ok(()) => {}
+                            Err(e) => break Err(ClearingImportError::from(e)),
+                        }
+                    }
+                    Ok(ClearingMsg::Commit { bad_rows }) => break Ok(bad_rows),
                     // The feeding side went away without committing: keep nothing.
-                    Err(_) => return Err(ClearingImportError::Aborted("the import was abandoned before its end".into())),
+                    Err(_) => break Err(ClearingImportError::Aborted("the import was abandoned before its end".into())),
                 }
             };
+            writes.end(&ctx.conn);
+            let bad_rows = received?;
             let c = &ctx.conn;
             let at = now_us();
             c.execute(
@@ -247,6 +302,42 @@ mod tests {
             txn_time: Some(from_us(1_764_000_000_000_000 + line as i64)),
             external_ref: None,
         }
+    }
+
+    /// An import writes through a small page cache; afterwards the writer has its own again,
+    /// whether the import was kept or abandoned.
+    #[test]
+    fn the_writer_cache_comes_back_after_an_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { writer_cache_kib: 4 * 1024, cache_kib: 1024, ..StoreConfig::default() };
+        let store = SqliteStore::open(dir.path(), cfg).unwrap();
+        let cache = || {
+            store
+                .write(|ctx: &mut WriterCtx| -> Result<i64, StoreError> { Ok(ctx.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?) })
+                .unwrap()
+        };
+        assert_eq!(cache(), -4096);
+        for (n, keep) in [(1, true), (2, false)] {
+            let mut import = store
+                .begin_clearing_import(NewClearingFile {
+                    sha256_hex: format!("{n:064x}"),
+                    name: format!("{n}.csv"),
+                    profile: "canonical".into(),
+                    actor: "test".into(),
+                    replace: false,
+                })
+                .unwrap();
+            for l in 2..20_000u64 {
+                import.push(NewClearingRow { record: row(l, "2026-11-25", "898310048990001"), card_token: None, sub_merchant_id: None }).unwrap();
+            }
+            if keep {
+                assert_eq!(import.commit(0).unwrap().rows, 19_998);
+            } else {
+                drop(import);
+            }
+            assert_eq!(cache(), -4096, "after import {n}");
+        }
+        assert_eq!(store.list_clearing_files(10).unwrap().len(), 1, "the abandoned import kept nothing");
     }
 
     /// Rows imported now (chunks) and rows of a file imported before schema 9 (`clearing_rows`)

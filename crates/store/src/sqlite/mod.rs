@@ -609,7 +609,7 @@ fn run_group(ctx: &mut WriterCtx, group: Vec<Job>, syncer: &SyncSender<Vec<Reply
     }
 }
 
-fn wal_path(db: &Path) -> PathBuf {
+pub(crate) fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
