@@ -18,6 +18,8 @@ macro_rules! word_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
+            /// In declaration order. The store keeps some values as their position here
+            /// (compact chunks): add new values at the end, never reorder.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             pub fn as_str(self) -> &'static str {

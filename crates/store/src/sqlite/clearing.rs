@@ -150,24 +150,36 @@ const IMPORT_SYNC_BYTES: usize = 8 << 20;
 /// A file's rows are one transaction. With the writer's usual page cache (hundreds of MiB),
 /// every page of it would wait in memory for the commit, after the parse has ended, then be
 /// written to the WAL and flushed to disk while nothing else runs. During an import the cache
-/// is small, so SQLite writes pages to the WAL as the import goes, and the WAL is flushed every
-/// few MiB meanwhile: the commit has little left to write and to flush.
-struct ImportWrites {
+/// is at most [`IMPORT_CACHE_KIB`], so SQLite writes pages to the WAL as the import goes, and
+/// the WAL is flushed each time the import has stored about [`IMPORT_SYNC_BYTES`] more of
+/// chunks: the commit has little left to write and to flush. The writer's own cache size
+/// comes back when this is dropped, whatever the import's outcome (if that fails, the writer
+/// goes on with the smaller cache: slower, never wrong).
+struct ImportWrites<'c> {
+    conn: &'c Connection,
     wal: Option<std::fs::File>,
     unsynced: usize,
-    cache_kib: i64,
+    /// The writer's own `cache_size`, when the import lowered it.
+    own_cache: Option<i64>,
 }
 
-impl ImportWrites {
-    fn begin(c: &Connection) -> Result<ImportWrites, StoreError> {
-        let cache_kib: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
-        c.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
-        let wal = c.path().map(|db| super::wal_path(std::path::Path::new(db)));
+impl<'c> ImportWrites<'c> {
+    fn begin(conn: &'c Connection) -> Result<ImportWrites<'c>, StoreError> {
+        let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        // Negative: KiB; positive: pages.
+        let kib = if cache < 0 { cache.saturating_neg() } else { cache.saturating_mul(page) / 1024 };
+        let own_cache = (kib > i64::from(IMPORT_CACHE_KIB)).then_some(cache);
+        if own_cache.is_some() {
+            conn.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
+        }
+        let wal = conn.path().map(|db| super::wal_path(std::path::Path::new(db)));
         let wal = wal.and_then(|w| std::fs::OpenOptions::new().write(true).open(w).ok());
-        Ok(ImportWrites { wal, unsynced: 0, cache_kib })
+        Ok(ImportWrites { conn, wal, unsynced: 0, own_cache })
     }
 
-    /// Notes `bytes` more written; flushes the WAL when enough have gathered.
+    /// Notes `bytes` more stored; flushes the WAL when enough have gathered. A failed flush
+    /// fails the import (the error would not be reported again by the next one).
     fn wrote(&mut self, bytes: usize) -> Result<(), StoreError> {
         self.unsynced += bytes;
         if self.unsynced >= IMPORT_SYNC_BYTES {
@@ -178,10 +190,13 @@ impl ImportWrites {
         }
         Ok(())
     }
+}
 
-    /// The writer's own cache size again (whatever the import's outcome).
-    fn end(self, c: &Connection) {
-        let _ = c.execute_batch(&format!("PRAGMA cache_size = {}", self.cache_kib));
+impl Drop for ImportWrites<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.own_cache {
+            let _ = self.conn.execute_batch(&format!("PRAGMA cache_size = {cache}"));
+        }
     }
 }
 
@@ -220,7 +235,7 @@ impl ClearingRepo for SqliteStore {
                     Err(_) => break Err(ClearingImportError::Aborted("the import was abandoned before its end".into())),
                 }
             };
-            writes.end(&ctx.conn);
+            drop(writes);
             let bad_rows = received?;
             let c = &ctx.conn;
             let at = now_us();
@@ -309,14 +324,14 @@ mod tests {
     #[test]
     fn the_writer_cache_comes_back_after_an_import() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = StoreConfig { writer_cache_kib: 4 * 1024, cache_kib: 1024, ..StoreConfig::default() };
+        let cfg = StoreConfig { writer_cache_kib: 64 * 1024, cache_kib: 1024, ..StoreConfig::default() };
         let store = SqliteStore::open(dir.path(), cfg).unwrap();
         let cache = || {
             store
                 .write(|ctx: &mut WriterCtx| -> Result<i64, StoreError> { Ok(ctx.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?) })
                 .unwrap()
         };
-        assert_eq!(cache(), -4096);
+        assert_eq!(cache(), -65536);
         for (n, keep) in [(1, true), (2, false)] {
             let mut import = store
                 .begin_clearing_import(NewClearingFile {
@@ -335,7 +350,7 @@ mod tests {
             } else {
                 drop(import);
             }
-            assert_eq!(cache(), -4096, "after import {n}");
+            assert_eq!(cache(), -65536, "after import {n}");
         }
         assert_eq!(store.list_clearing_files(10).unwrap().len(), 1, "the abandoned import kept nothing");
     }

@@ -561,16 +561,18 @@ fn side_timing(side: &str, since: std::time::Instant, rows: usize) {
     }
 }
 
-/// What both sides' snapshots must agree on: the newest record, the newest file and how many
-/// files are superseded (records are append-only; files are only added or superseded).
-type SnapshotMark = (Option<i64>, Option<i64>, i64);
+/// What both sides' snapshots must agree on: the newest record, the newest file, how many
+/// files are superseded (records are append-only; files are only added or superseded) and how
+/// many record chunks there are (sealing gathers stored records into new chunks: a reader of
+/// the chunks and a reader of what no chunk holds must agree on which is which).
+type SnapshotMark = (Option<i64>, Option<i64>, i64, i64);
 
 fn snapshot_mark(c: &Connection) -> Result<SnapshotMark, StoreError> {
     Ok(c.query_row(
         "SELECT (SELECT max(seq) FROM txn_records), (SELECT max(id) FROM clearing_files), \
-         (SELECT count(*) FROM clearing_files WHERE superseded_by IS NOT NULL)",
+         (SELECT count(*) FROM clearing_files WHERE superseded_by IS NOT NULL), (SELECT count(*) FROM txn_record_chunks)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?)
 }
 
@@ -819,18 +821,24 @@ impl ReconRepo for SqliteStore {
                     let upper = chunks.split_off(half);
                     vec![chunks, upper]
                 };
-                // Each half decodes into its own part of one list sized from the chunk heads:
-                // no half's vector grows, and none is copied into another afterwards.
+                // Each half decodes into its own part of one list sized from the chunk heads, so
+                // no half's vector grows and none is appended to another afterwards. A run for
+                // one merchant keeps a few of the chunks' records: its halves push into vectors
+                // of their own instead, joined after (they are small).
                 let sizes: Vec<usize> =
                     halves.iter().map(|h| h.iter().map(|ch| usize::try_from(ch.2).unwrap_or(0)).sum()).collect();
                 let total: usize = sizes.iter().sum();
+                let in_slots = merchant.is_none() && total <= WINDOW_RESERVE_MAX;
+                let sizes: Vec<usize> = if in_slots { sizes } else { vec![0; sizes.len()] };
                 let placeholder = match placeholder_record(date) {
                     Ok(p) => p,
                     Err(e) => return (Err(e), join_read(cl)),
                 };
+                let total = if in_slots { total } else { 0 };
                 let (mut records, mut received) = (vec![placeholder; total], vec![0i64; total]);
                 let (mut rest, mut rest_ms) = (&mut records[..], &mut received[..]);
-                let done: Vec<Result<(SnapshotMark, usize), StoreError>> = std::thread::scope(|inner| {
+                type Half = (SnapshotMark, usize, PlatformSide);
+                let done: Vec<Result<Half, StoreError>> = std::thread::scope(|inner| {
                     let parts: Vec<_> = halves
                         .into_iter()
                         .zip(&sizes)
@@ -844,10 +852,15 @@ impl ReconRepo for SqliteStore {
                                     let mark = snapshot_mark(c)?;
                                     let t = std::time::Instant::now();
                                     let mut out = record_chunks::Slots::new(slots, slots_ms);
-                                    load_platform_chunks(c, &part, from, to, merchant, &mut out)?;
-                                    side_timing("platform (chunks)", t, out.filled());
+                                    let mut own: PlatformSide = (Vec::new(), Vec::new());
+                                    if in_slots {
+                                        load_platform_chunks(c, &part, from, to, merchant, &mut out)?;
+                                    } else {
+                                        load_platform_chunks(c, &part, from, to, merchant, &mut own)?;
+                                    }
+                                    side_timing("platform (chunks)", t, out.filled() + own.0.len());
                                     c.execute_batch("COMMIT")?;
-                                    Ok((mark, out.filled()))
+                                    Ok((mark, out.filled(), own))
                                 })
                             })
                         })
@@ -857,23 +870,31 @@ impl ReconRepo for SqliteStore {
                 let mut marks = Vec::new();
                 let mut filled = Vec::new();
                 let mut failed = None;
+                let mut own_records = Vec::new();
                 for part in done {
                     match part {
-                        Ok((mark, n)) => {
+                        Ok((mark, n, own)) => {
                             marks.push(mark);
                             filled.push(n);
+                            own_records.push(own);
                         }
                         Err(e) => failed = failed.or(Some(e)),
                     }
                 }
-                // Slots a half left empty (records of other dates or merchants) are closed up,
-                // the last half first.
-                let mut start: usize = sizes.iter().sum();
-                for (&size, &n) in sizes.iter().zip(&filled).rev() {
-                    start -= size;
-                    if n < size {
-                        records.drain(start + n..start + size);
-                        received.drain(start + n..start + size);
+                if failed.is_none() {
+                    // Slots a half left empty (records of other dates) are closed up, the last
+                    // half first; then the halves that pushed into vectors of their own.
+                    let mut start: usize = sizes.iter().sum();
+                    for (&size, &n) in sizes.iter().zip(&filled).rev() {
+                        start -= size;
+                        if n < size {
+                            records.drain(start + n..start + size);
+                            received.drain(start + n..start + size);
+                        }
+                    }
+                    for (r, ms) in own_records {
+                        records.extend(r);
+                        received.extend(ms);
                     }
                 }
                 // Then what no chunk holds, merged in by sequence: the same list one reader of
@@ -894,7 +915,7 @@ impl ReconRepo for SqliteStore {
                 };
                 // Every reader must have read the state the chunk list was taken from.
                 let platform = platform.map(|(marks, side)| {
-                    (if marks.iter().all(|m| *m == cmark) { cmark } else { (None, None, -1) }, side)
+                    (if marks.iter().all(|m| *m == cmark) { cmark } else { (None, None, -1, -1) }, side)
                 });
                 (platform, join_read(cl))
             });

@@ -37,8 +37,7 @@ use rusqlite::Connection;
 use super::chain::RecordRef;
 use super::from_us;
 use super::recon::DateCache;
-use super::clearing::chunks::code_of;
-use super::varint::{put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
+use super::varint::{code_of, put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
 use crate::error::StoreError;
 
 /// Most sequence numbers one chunk covers; a run finds the chunks of a window by seeking

@@ -179,7 +179,10 @@ impl std::hash::Hasher for IdHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The product's high bits are the mixed ones; a hash table takes its bucket from the
+        // low bits, so bring them down (ids differing only in their last digits otherwise
+        // shared a few dozen buckets).
+        self.0.rotate_left(26)
     }
 }
 

@@ -89,6 +89,13 @@ impl IdNumbers {
     }
 }
 
+/// A word's one-byte code: its index in the type's list of values (`ALL`, fewer than 256).
+/// The order of `ALL` is therefore stored: values are only ever added at its end.
+pub(crate) fn code_of<T: PartialEq>(all: &[T], v: T) -> u8 {
+    // Every value is in its type's `ALL` (the enum macro builds both).
+    all.iter().position(|x| *x == v).unwrap_or(0) as u8
+}
+
 /// Ids of digits only (RRNs, authorization codes) as numbers: `(value * 32 + length) * 2`, so
 /// leading zeros survive; anything else as `length * 2 + 1` and its bytes.
 pub(crate) fn put_digits(out: &mut Vec<u8>, id: &[u8]) {

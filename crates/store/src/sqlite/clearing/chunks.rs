@@ -13,8 +13,9 @@
 //! STAN as varints, RRN and authorization code as numbers when they are digits
 //! ([`put_digits`]), the card's ten digits, the token as text, the time as a zigzag delta (µs)
 //! from the previous timed row's, the external reference as text. Numbered ids are parsed once
-//! per chunk on reading; a damaged chunk is an error that names the column, never a wrong row
-//! or a panic.
+//! per chunk on reading. A chunk whose structure is damaged is an error that names the column,
+//! never a panic; a changed byte inside a number (an amount, a delta) decodes to a wrong value,
+//! as in the first format, since nothing checks clearing chunks against another copy.
 //!
 //! Chunks written before the second format (no header; kind, channel, currency, merchant,
 //! terminal, RRN and authorization code as text, the date and time whole) are still read.
@@ -24,7 +25,7 @@ use domain::{Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, Rrn, Stan
 use recon::{ClearingFileId, ClearingRecord};
 
 use super::date_to_int;
-use crate::sqlite::varint::{put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
+use crate::sqlite::varint::{code_of, put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
 use crate::error::StoreError;
 use crate::sqlite::from_us;
 
@@ -152,11 +153,6 @@ impl ChunkWriter {
         self.rows += 1;
         Ok(())
     }
-}
-
-/// A word's one-byte code: its index in the type's list of values (fewer than 256).
-pub(crate) fn code_of<T: PartialEq>(all: &[T], v: T) -> u8 {
-    all.iter().position(|x| *x == v).unwrap_or(0) as u8
 }
 
 fn bad(column: &'static str) -> StoreError {
@@ -419,6 +415,19 @@ mod tests {
             new.push(r, r.merchant.as_ref().map(MerchantId::as_str), None).unwrap();
         }
         assert!(new.data.len() * 3 < old.len() * 2, "second format {} bytes, first {}", new.data.len(), old.len());
+    }
+
+    /// The one-byte codes are stored: each must keep its word (reordering a type's values
+    /// would change what every stored chunk says).
+    #[test]
+    fn stored_codes_keep_their_words() {
+        let words = |all: Vec<&'static str>| all.join(",");
+        assert_eq!(
+            words(TxnKind::ALL.iter().map(|k| k.as_str()).collect()),
+            "purchase,void,refund,preauth,preauth_void,preauth_completion,preauth_completion_void,balance_inquiry"
+        );
+        assert_eq!(words(Channel::ALL.iter().map(|c| c.as_str()).collect()), "card,wechat,alipay,unionpay_qr");
+        assert_eq!(words(domain::Source::ALL.iter().map(|s| s.as_str()).collect()), "iso8583,api,import,batch_upload");
     }
 
     /// Ids that are not digits, longer ones and odd currencies round-trip too.
