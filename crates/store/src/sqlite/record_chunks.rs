@@ -37,7 +37,7 @@ use rusqlite::Connection;
 use super::chain::RecordRef;
 use super::from_us;
 use super::recon::DateCache;
-use super::varint::{code_of, put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
+use super::varint::{code_of, put_digits, put_i64, put_text, put_u64, presence_of, ChunkReader, IdNumbers, IdTable, FORMAT_2};
 use crate::error::StoreError;
 
 /// Most sequence numbers one chunk covers; a run finds the chunks of a window by seeking
@@ -118,8 +118,7 @@ impl RecordChunkWriter {
         self.min_date = self.min_date.min(r.settlement_date);
         self.max_date = self.max_date.max(r.settlement_date);
         let card = r.card_bin.zip(r.card_last4).filter(|(b, l)| b.len() == 6 && l.len() == 4);
-        let mut presence = 0u16;
-        for (bit, present) in [
+        let presence = presence_of(&[
             (TERMINAL, r.terminal_id.is_some()),
             (BATCH, r.batch_no.is_some()),
             (STAN, r.stan.is_some()),
@@ -130,11 +129,7 @@ impl RecordChunkWriter {
             (EXTERNAL_REF, r.external_ref.is_some()),
             (REVERSAL, r.reversal),
             (APPROVED, r.response_code == ResponseCode::APPROVED.as_str()),
-        ] {
-            if present {
-                presence |= bit;
-            }
-        }
+        ]);
         let out = &mut self.data;
         out.extend_from_slice(&presence.to_le_bytes());
         put_u64(out, (r.seq - self.last_seq) as u64);
@@ -587,7 +582,7 @@ mod tests {
         let mut last_received_us = 0;
         for (i, r) in records.iter().enumerate() {
             let card = r.card_bin.zip(r.card_last4);
-            let presence = [
+            let presence = presence_of(&[
                 (TERMINAL, r.terminal_id.is_some()),
                 (BATCH, r.batch_no.is_some()),
                 (STAN, r.stan.is_some()),
@@ -597,10 +592,7 @@ mod tests {
                 (ORIGINAL, r.original_seq.is_some()),
                 (EXTERNAL_REF, r.external_ref.is_some()),
                 (REVERSAL, r.reversal),
-            ]
-            .iter()
-            .filter(|(_, present)| *present)
-            .fold(0u16, |p, (bit, _)| p | bit);
+            ]);
             out.extend_from_slice(&presence.to_le_bytes());
             put_u64(&mut out, u64::from(i > 0));
             put_i64(&mut out, r.received_at_us - last_received_us);

@@ -2,6 +2,11 @@
 //! zigzag for signed numbers, text as a varint length and its bytes. Reading never panics: a
 //! short or malformed buffer gives `None`, which each chunk kind reports as its own corruption.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::txn::IdHasher;
+
 pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -24,69 +29,31 @@ pub(crate) fn put_text(out: &mut Vec<u8>, s: &str) {
 /// bits, whose top bit is never set, so the two are told apart by these bytes alone.
 pub(crate) const FORMAT_2: [u8; 2] = [0x02, 0x80];
 
-/// A short id (at most 15 bytes) as a number within its chunk: `0` and the id's text the first
-/// time, then its position among the chunk's distinct ids plus one. A repeated merchant or
-/// terminal costs one byte instead of its text, and a reader validates each distinct id once.
+/// An id as a number within its chunk: `0` and the id's text the first time, then its position
+/// among the chunk's distinct ids plus one. A repeated merchant or terminal costs one byte
+/// instead of its text, and a reader validates each distinct id once.
 #[derive(Default)]
 pub(crate) struct IdNumbers {
-    /// Open addressing on the id's bytes packed with its length; `0` is an empty slot.
-    slots: Vec<(u128, u32)>,
-    len: u32,
+    numbers: HashMap<Vec<u8>, u32, BuildHasherDefault<IdHasher>>,
 }
 
 impl IdNumbers {
     pub(crate) fn put(&mut self, out: &mut Vec<u8>, id: &[u8]) {
-        if id.is_empty() || id.len() > 15 {
-            // Not numbered: written out each time (a reader numbers it all the same).
-            put_u64(out, 0);
-            put_u64(out, id.len() as u64);
-            out.extend_from_slice(id);
-            self.len += 1;
+        if let Some(&n) = self.numbers.get(id) {
+            put_u64(out, u64::from(n) + 1);
             return;
         }
-        let mut packed = [0u8; 16];
-        packed[..id.len()].copy_from_slice(id);
-        packed[15] = id.len() as u8;
-        let key = u128::from_le_bytes(packed);
-        if (self.len as usize + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.slots.len() - 1;
-        let mut at = Self::home(key, mask);
-        loop {
-            match self.slots[at] {
-                (0, _) => break,
-                (k, n) if k == key => {
-                    put_u64(out, u64::from(n) + 1);
-                    return;
-                }
-                _ => at = (at + 1) & mask,
-            }
-        }
-        self.slots[at] = (key, self.len);
-        self.len += 1;
+        let n = self.numbers.len() as u32;
+        self.numbers.insert(id.to_vec(), n);
         put_u64(out, 0);
         put_u64(out, id.len() as u64);
         out.extend_from_slice(id);
     }
+}
 
-    fn home(key: u128, mask: usize) -> usize {
-        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 40) as usize & mask
-    }
-
-    fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(64);
-        let old = std::mem::replace(&mut self.slots, vec![(0, 0); cap]);
-        let mask = cap - 1;
-        for (key, n) in old.into_iter().filter(|&(k, _)| k != 0) {
-            let mut at = Self::home(key, mask);
-            while self.slots[at].0 != 0 {
-                at = (at + 1) & mask;
-            }
-            self.slots[at] = (key, n);
-        }
-    }
+/// A row's presence bits: the bit of each field present.
+pub(crate) fn presence_of(fields: &[(u16, bool)]) -> u16 {
+    fields.iter().filter(|(_, present)| *present).fold(0, |p, (bit, _)| p | bit)
 }
 
 /// A word's one-byte code: its index in the type's list of values (`ALL`, fewer than 256).

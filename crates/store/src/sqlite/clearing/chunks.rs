@@ -25,7 +25,7 @@ use domain::{Amount, AuthCode, BatchNo, Channel, Currency, MerchantId, Rrn, Stan
 use recon::{ClearingFileId, ClearingRecord};
 
 use super::date_to_int;
-use crate::sqlite::varint::{code_of, put_digits, put_i64, put_text, put_u64, ChunkReader, IdNumbers, IdTable, FORMAT_2};
+use crate::sqlite::varint::{code_of, put_digits, put_i64, put_text, put_u64, presence_of, ChunkReader, IdNumbers, IdTable, FORMAT_2};
 use crate::error::StoreError;
 use crate::sqlite::from_us;
 
@@ -89,8 +89,7 @@ impl ChunkWriter {
         let date = date_to_int(r.settlement_date);
         self.min_date = self.min_date.min(date);
         self.max_date = self.max_date.max(date);
-        let mut presence = 0u16;
-        for (bit, present) in [
+        let presence = presence_of(&[
             (MERCHANT, merchant.is_some()),
             (TERMINAL, r.terminal.is_some()),
             (BATCH, r.batch.is_some()),
@@ -101,11 +100,7 @@ impl ChunkWriter {
             (TOKEN, token.is_some()),
             (TIME, r.txn_time.is_some()),
             (EXTERNAL_REF, r.external_ref.is_some()),
-        ] {
-            if present {
-                presence |= bit;
-            }
-        }
+        ]);
         let out = &mut self.data;
         out.extend_from_slice(&presence.to_le_bytes());
         put_u64(out, r.line.saturating_sub(self.last_line));
@@ -354,7 +349,7 @@ mod tests {
         let mut out = Vec::new();
         let mut last_line = rows[0].line;
         for r in rows {
-            let presence = [
+            let presence = presence_of(&[
                 (MERCHANT, r.merchant.is_some()),
                 (TERMINAL, r.terminal.is_some()),
                 (BATCH, r.batch.is_some()),
@@ -364,10 +359,7 @@ mod tests {
                 (CARD, r.card.is_some()),
                 (TIME, r.txn_time.is_some()),
                 (EXTERNAL_REF, r.external_ref.is_some()),
-            ]
-            .iter()
-            .filter(|(_, present)| *present)
-            .fold(0u16, |p, (bit, _)| p | bit);
+            ]);
             out.extend_from_slice(&presence.to_le_bytes());
             put_u64(&mut out, r.line - last_line);
             last_line = r.line;
